@@ -1,0 +1,912 @@
+//! The signed append-only log: a Hypercore-compatible merkle tree over blocks, kept durably on a
+//! [`Storage`]. Appends from many threads share fsyncs (group commit); every read is verified up
+//! to the signed roots; a read-only replica grows only through verified proofs.
+//!
+//! On disk, per log: `tree` (two header slots, then 40-byte nodes at their flat-tree index),
+//! `data` (blocks at their byte offsets) and `bitfield` (blocks held by a sparse replica).
+//! A commit writes data and nodes, syncs them, then writes the other header slot and syncs it,
+//! so a durable header only ever points at durable bytes.
+
+pub mod bitfield;
+pub mod flat;
+pub mod header;
+pub mod proof;
+pub mod sim;
+pub mod storage;
+pub mod tree;
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::crypto::{self, Hash, KeyError, KeyPair, PublicKey};
+use bitfield::Bitfield;
+use header::{Header, Slot, NODES_OFFSET, NODE_BYTES, SLOT_BYTES};
+pub use proof::{DataBlock, DataHash, DataSeek, DataUpgrade, Proof, ProofRequest, RequestBlock, RequestSeek, RequestUpgrade};
+pub use storage::{DiskStorage, Storage, StorageFile};
+pub use tree::{Node, NodeSource, TreeHead, VerifiedProof, MAX_LENGTH};
+
+/// Largest block the log accepts from its owner or a peer.
+pub const MAX_BLOCK_BYTES: usize = proof::MAX_BLOCK_BYTES;
+
+/// Verified-node cache size; cleared wholesale when full.
+const VERIFIED_CACHE: usize = 1 << 16;
+
+/// Errors of the log. Cloneable so one failed group commit can be reported to every waiter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogError {
+    #[error("i/o error on {what}: {message}")]
+    Io { what: String, message: String, kind: io::ErrorKind },
+    #[error("archive {archive} is corrupt{}: {reason}", seq.map(|s| format!(" at entry {s}")).unwrap_or_default())]
+    Corrupt { archive: String, seq: Option<u64>, reason: String },
+    #[error("tree node {index} is not stored")]
+    MissingNode { index: u64 },
+    #[error("entry {seq} is not stored locally yet")]
+    NotAvailable { seq: u64 },
+    #[error("entry {seq} does not exist: the log has {length} entries")]
+    OutOfRange { seq: u64, length: u64 },
+    #[error("archive {archive} is read-only here: its secret key is not in this data directory")]
+    ReadOnly { archive: String },
+    #[error("invalid proof: {0}")]
+    InvalidProof(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("signature does not verify for length {length} at fork {fork}")]
+    InvalidSignature { length: u64, fork: u64 },
+    #[error("proof is for fork {remote} but the local log is at fork {local}")]
+    ForkMismatch { local: u64, remote: u64 },
+    #[error("a different signed head exists for length {length}: the writer forked the log")]
+    Conflict { length: u64 },
+    #[error("block of {size} bytes exceeds the limit of {max} bytes")]
+    TooLarge { size: usize, max: usize },
+    #[error("truncating to {requested} is not possible: the log has {length} entries")]
+    BadTruncate { requested: u64, length: u64 },
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("log storage failed earlier ({0}); reopen the archive")]
+    Poisoned(String),
+}
+
+impl LogError {
+    pub(crate) fn malformed(msg: impl Into<String>) -> Self {
+        LogError::Malformed(msg.into())
+    }
+    pub(crate) fn invalid_proof(msg: impl Into<String>) -> Self {
+        LogError::InvalidProof(msg.into())
+    }
+    pub(crate) fn invalid_request(msg: impl Into<String>) -> Self {
+        LogError::InvalidRequest(msg.into())
+    }
+    fn io(what: impl Into<String>, e: io::Error) -> Self {
+        LogError::Io { what: what.into(), message: e.to_string(), kind: e.kind() }
+    }
+    /// True when the error means the disk is full.
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, LogError::Io { kind: io::ErrorKind::StorageFull, .. })
+    }
+}
+
+/// A snapshot of a log's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogInfo {
+    pub key: PublicKey,
+    pub fork: u64,
+    pub length: u64,
+    /// Blocks `0..contiguous` are all stored locally.
+    pub contiguous: u64,
+    pub byte_length: u64,
+    pub tree_hash: Hash,
+    pub signature: Option<crypto::Signature>,
+    pub writable: bool,
+}
+
+/// How a log is opened.
+#[derive(Clone)]
+pub enum Access {
+    /// The owner: may append and truncate.
+    Writer(KeyPair),
+    /// A replica kept by this node: grows through verified proofs.
+    Replica,
+    /// A view that never writes (another process owns the files).
+    View,
+}
+
+struct State {
+    head: Arc<TreeHead>,
+    contiguous: u64,
+    generation: u64,
+    bits: Bitfield,
+    pending: Vec<Vec<u8>>,
+    /// Generation of the batch `pending` will be committed as.
+    open_batch: u64,
+    /// Every batch below this has finished (ok or not).
+    done_batch: u64,
+    committing: bool,
+    results: VecDeque<(u64, Result<u64, LogError>)>,
+    poisoned: Option<String>,
+}
+
+/// One signed append-only log.
+pub struct Log {
+    key: PublicKey,
+    keypair: Option<KeyPair>,
+    writes: bool,
+    name: String,
+    tree: Arc<dyn StorageFile>,
+    data: Arc<dyn StorageFile>,
+    bitfield: Arc<dyn StorageFile>,
+    state: Mutex<State>,
+    cond: Condvar,
+    verified: Mutex<HashMap<u64, Hash>>,
+}
+
+/// Reads nodes from the `tree` file, hiding any node outside the tree of `length`.
+struct DiskNodes<'a> {
+    tree: &'a dyn StorageFile,
+    length: u64,
+    name: &'a str,
+}
+
+fn read_node(tree: &dyn StorageFile, index: u64, name: &str) -> Result<Option<Node>, LogError> {
+    let mut buf = [0u8; NODE_BYTES as usize];
+    let off = NODES_OFFSET + index * NODE_BYTES;
+    match tree.read_exact_at(&mut buf, off) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(LogError::io(format!("{name}/tree"), e)),
+    }
+    if buf.iter().all(|b| *b == 0) {
+        return Ok(None);
+    }
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&buf[..32]);
+    let mut size = [0u8; 8];
+    size.copy_from_slice(&buf[32..]);
+    Ok(Some(Node { index, size: u64::from_le_bytes(size), hash }))
+}
+
+impl NodeSource for DiskNodes<'_> {
+    fn node(&self, index: u64) -> Result<Option<Node>, LogError> {
+        if flat::right_span(index) >= 2 * self.length {
+            return Ok(None);
+        }
+        read_node(self.tree, index, self.name)
+    }
+}
+
+/// New nodes layered over the stored ones (used while a commit is being prepared).
+struct Overlay<'a> {
+    nodes: &'a HashMap<u64, Node>,
+    disk: DiskNodes<'a>,
+}
+
+impl NodeSource for Overlay<'_> {
+    fn node(&self, index: u64) -> Result<Option<Node>, LogError> {
+        match self.nodes.get(&index) {
+            Some(n) => Ok(Some(*n)),
+            None => self.disk.node(index),
+        }
+    }
+}
+
+fn encode_node(n: &Node) -> [u8; NODE_BYTES as usize] {
+    let mut out = [0u8; NODE_BYTES as usize];
+    out[..32].copy_from_slice(&n.hash);
+    out[32..].copy_from_slice(&n.size.to_le_bytes());
+    out
+}
+
+/// Writes nodes sorted by index, coalescing runs of neighbours into one write each.
+fn write_nodes(tree: &dyn StorageFile, nodes: &mut [Node]) -> io::Result<()> {
+    nodes.sort_unstable_by_key(|n| n.index);
+    let mut i = 0;
+    let mut buf = Vec::new();
+    while i < nodes.len() {
+        let start = nodes[i].index;
+        buf.clear();
+        let mut next = start;
+        while i < nodes.len() && nodes[i].index <= next {
+            if nodes[i].index == next {
+                buf.extend_from_slice(&encode_node(&nodes[i]));
+                next += 1;
+            }
+            i += 1;
+        }
+        tree.write_all_at(&buf, NODES_OFFSET + start * NODE_BYTES)?;
+    }
+    Ok(())
+}
+
+impl Log {
+    /// Creates or opens the log in `storage` for `key`.
+    pub fn open(storage: &dyn Storage, key: PublicKey, access: Access) -> Result<Log, LogError> {
+        let name = key.to_hex();
+        let create = !matches!(access, Access::View);
+        let open = |file: &str| {
+            storage
+                .open(file, create)
+                .map_err(|e| LogError::io(format!("{}/{file}", storage.describe()), e))
+        };
+        let tree = open("tree")?;
+        let data = open("data")?;
+        let bitfield = open("bitfield")?;
+        let (keypair, writes) = match &access {
+            Access::Writer(kp) => {
+                if kp.public() != key {
+                    return Err(KeyError::Mismatch(key.to_hex()).into());
+                }
+                (Some(kp.clone()), true)
+            }
+            Access::Replica => (None, true),
+            Access::View => (None, false),
+        };
+
+        let (header, head, fell_back) = Self::load_head(&*tree, &key, &name)?;
+        if fell_back {
+            tracing::warn!(archive = %name, length = head.length, "newest log header was unreadable; using the previous commit");
+        }
+        let (generation, contiguous) = header.as_ref().map(|h| (h.generation, h.contiguous)).unwrap_or((0, 0));
+
+        let log = Log {
+            key,
+            keypair,
+            writes,
+            name,
+            tree,
+            data,
+            bitfield,
+            state: Mutex::new(State {
+                head: Arc::new(head),
+                contiguous,
+                generation,
+                bits: Bitfield::default(),
+                pending: Vec::new(),
+                open_batch: 1,
+                done_batch: 1,
+                committing: false,
+                results: VecDeque::new(),
+                poisoned: None,
+            }),
+            cond: Condvar::new(),
+            verified: Mutex::new(HashMap::new()),
+        };
+        if writes {
+            log.repair_tail()?;
+        }
+        Ok(log)
+    }
+
+    /// Picks the newest header slot whose roots are stored and whose signature verifies.
+    fn load_head(tree: &dyn StorageFile, key: &PublicKey, name: &str) -> Result<(Option<Header>, TreeHead, bool), LogError> {
+        let mut slots = Vec::new();
+        for i in 0..2 {
+            let mut buf = vec![0u8; 512];
+            let n = tree
+                .read_at(&mut buf, i * SLOT_BYTES)
+                .map_err(|e| LogError::io(format!("{name}/tree"), e))?;
+            buf.truncate(n);
+            slots.push(Header::decode(&buf));
+        }
+        let mut valid: Vec<Header> = Vec::new();
+        let mut problems = Vec::new();
+        for s in slots {
+            match s {
+                Slot::Empty => {}
+                Slot::Invalid(why) => problems.push(why),
+                Slot::Valid(h) if &h.key != key.as_bytes() => {
+                    return Err(LogError::Corrupt {
+                        archive: name.to_owned(),
+                        seq: None,
+                        reason: format!("header belongs to archive {}", hex::encode(h.key)),
+                    })
+                }
+                Slot::Valid(h) => valid.push(h),
+            }
+        }
+        if valid.is_empty() {
+            if problems.is_empty() {
+                return Ok((None, TreeHead::default(), false));
+            }
+            return Err(LogError::Corrupt { archive: name.to_owned(), seq: None, reason: problems.join("; ") });
+        }
+        valid.sort_by(|a, b| b.generation.cmp(&a.generation));
+        let mut fell_back = !problems.is_empty();
+        for (i, h) in valid.iter().enumerate() {
+            match Self::head_from(tree, key, name, h) {
+                Ok(head) => return Ok((Some(h.clone()), head, fell_back || i > 0)),
+                Err(e) => {
+                    problems.push(e.to_string());
+                    fell_back = true;
+                }
+            }
+        }
+        Err(LogError::Corrupt { archive: name.to_owned(), seq: None, reason: problems.join("; ") })
+    }
+
+    fn head_from(tree: &dyn StorageFile, key: &PublicKey, name: &str, h: &Header) -> Result<TreeHead, LogError> {
+        let src = DiskNodes { tree, length: h.length, name };
+        let mut roots = Vec::new();
+        for index in flat::full_roots(2 * h.length) {
+            let node = src.node(index)?.ok_or_else(|| LogError::Corrupt {
+                archive: name.to_owned(),
+                seq: None,
+                reason: format!("root node {index} of length {} is missing", h.length),
+            })?;
+            roots.push(node);
+        }
+        let byte_length: u64 = roots.iter().map(|r| r.size).sum();
+        let head = TreeHead { fork: h.fork, length: h.length, byte_length, roots, signature: h.signature };
+        if byte_length != h.byte_length {
+            return Err(LogError::Corrupt {
+                archive: name.to_owned(),
+                seq: None,
+                reason: format!("roots cover {byte_length} bytes but the header says {}", h.byte_length),
+            });
+        }
+        if h.length > 0 {
+            let sig = h.signature.ok_or_else(|| LogError::Corrupt {
+                archive: name.to_owned(),
+                seq: None,
+                reason: "header has no signature".into(),
+            })?;
+            if !key.verify(&head.signable(), &sig) {
+                return Err(LogError::Corrupt {
+                    archive: name.to_owned(),
+                    seq: None,
+                    reason: format!("signature over length {} does not verify", h.length),
+                });
+            }
+        }
+        Ok(head)
+    }
+
+    /// Cuts bytes a crash left after the last durable commit of a fully stored log.
+    fn repair_tail(&self) -> Result<(), LogError> {
+        let st = self.state.lock();
+        if st.contiguous != st.head.length {
+            return Ok(());
+        }
+        let tree_end = NODES_OFFSET + (2 * st.head.length).saturating_sub(1) * NODE_BYTES;
+        let tree_len = self.tree.len().map_err(|e| self.io_err("tree", e))?;
+        let data_len = self.data.len().map_err(|e| self.io_err("data", e))?;
+        if tree_len > tree_end.max(NODES_OFFSET) {
+            self.tree.set_len(tree_end.max(NODES_OFFSET)).map_err(|e| self.io_err("tree", e))?;
+        }
+        if data_len > st.head.byte_length {
+            self.data.set_len(st.head.byte_length).map_err(|e| self.io_err("data", e))?;
+        }
+        if tree_len > tree_end.max(NODES_OFFSET) || data_len > st.head.byte_length {
+            tracing::info!(archive = %self.name, length = st.head.length, "removed a torn tail left by an interrupted commit");
+        }
+        Ok(())
+    }
+
+    fn io_err(&self, file: &str, e: io::Error) -> LogError {
+        LogError::io(format!("{}/{file}", self.name), e)
+    }
+
+    fn corrupt(&self, seq: Option<u64>, reason: impl Into<String>) -> LogError {
+        LogError::Corrupt { archive: self.name.clone(), seq, reason: reason.into() }
+    }
+
+    pub fn key(&self) -> PublicKey {
+        self.key
+    }
+
+    pub fn writable(&self) -> bool {
+        self.keypair.is_some()
+    }
+
+    pub fn info(&self) -> LogInfo {
+        let st = self.state.lock();
+        LogInfo {
+            key: self.key,
+            fork: st.head.fork,
+            length: st.head.length,
+            contiguous: st.contiguous,
+            byte_length: st.head.byte_length,
+            tree_hash: st.head.hash(),
+            signature: st.head.signature,
+            writable: self.keypair.is_some(),
+        }
+    }
+
+    /// The current signed head.
+    pub fn head(&self) -> Arc<TreeHead> {
+        self.state.lock().head.clone()
+    }
+
+    pub fn len(&self) -> u64 {
+        self.state.lock().head.length
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A stored node of the current tree.
+    pub fn node(&self, index: u64) -> Result<Option<Node>, LogError> {
+        let head = self.head();
+        DiskNodes { tree: &*self.tree, length: head.length, name: &self.name }.node(index)
+    }
+
+    // ---- appends ----
+
+    /// Appends one block; returns its sequence number once it is durable.
+    pub fn append(&self, block: &[u8]) -> Result<u64, LogError> {
+        self.append_batch(&[block])
+    }
+
+    /// Appends blocks atomically; returns the sequence number of the first once all are durable.
+    /// Concurrent callers are committed together (one signature and one round of syncs).
+    pub fn append_batch(&self, blocks: &[&[u8]]) -> Result<u64, LogError> {
+        let kp = self.keypair.as_ref().ok_or_else(|| LogError::ReadOnly { archive: self.name.clone() })?;
+        if let Some(b) = blocks.iter().find(|b| b.len() > MAX_BLOCK_BYTES) {
+            return Err(LogError::TooLarge { size: b.len(), max: MAX_BLOCK_BYTES });
+        }
+        if blocks.is_empty() {
+            return Ok(self.len());
+        }
+        let mut st = self.state.lock();
+        if let Some(p) = &st.poisoned {
+            return Err(LogError::Poisoned(p.clone()));
+        }
+        let batch = st.open_batch;
+        let offset = st.pending.len() as u64;
+        st.pending.extend(blocks.iter().map(|b| b.to_vec()));
+        loop {
+            if st.done_batch > batch {
+                let result = st.results.iter().find(|(b, _)| *b == batch).map(|(_, r)| r.clone());
+                return match result {
+                    Some(Ok(start)) => Ok(start + offset),
+                    Some(Err(e)) => Err(e),
+                    None => Err(LogError::Poisoned("commit result was lost".into())),
+                };
+            }
+            if !st.committing && st.open_batch == batch {
+                // Lead this batch: take everything queued so far.
+                st.committing = true;
+                st.open_batch += 1;
+                let blocks = std::mem::take(&mut st.pending);
+                let base = st.head.clone();
+                let generation = st.generation;
+                drop(st);
+                let result = self.commit_append(kp, &base, generation, blocks);
+                st = self.state.lock();
+                let outcome = match result {
+                    Ok(head) => {
+                        let start = base.length;
+                        st.head = Arc::new(head);
+                        st.contiguous = st.head.length;
+                        st.generation += 1;
+                        Ok(start)
+                    }
+                    Err((e, poison)) => {
+                        if poison {
+                            st.poisoned = Some(e.to_string());
+                        }
+                        Err(e)
+                    }
+                };
+                st.results.push_back((batch, outcome));
+                while st.results.len() > 1024 {
+                    st.results.pop_front();
+                }
+                st.done_batch = batch + 1;
+                st.committing = false;
+                self.cond.notify_all();
+                continue;
+            }
+            self.cond.wait(&mut st);
+        }
+    }
+
+    /// Writes one batch: blocks and nodes, sync, then the header, sync. The error flag says
+    /// whether the log must be poisoned (a failed sync leaves the page cache in doubt).
+    fn commit_append(&self, kp: &KeyPair, base: &TreeHead, generation: u64, blocks: Vec<Vec<u8>>) -> Result<TreeHead, (LogError, bool)> {
+        let mut head = base.clone();
+        let mut nodes = Vec::with_capacity(blocks.len() * 2);
+        let total: usize = blocks.iter().map(Vec::len).sum();
+        let mut data = Vec::with_capacity(total);
+        for b in &blocks {
+            head.append_block(b, &mut nodes).map_err(|e| (e, false))?;
+            data.extend_from_slice(b);
+        }
+        head.signature = Some(kp.sign(&head.signable()));
+        let h = Header {
+            generation: generation + 1,
+            key: *self.key.as_bytes(),
+            fork: head.fork,
+            length: head.length,
+            contiguous: head.length,
+            byte_length: head.byte_length,
+            signature: head.signature,
+        };
+        self.data.write_all_at(&data, base.byte_length).map_err(|e| (self.io_err("data", e), false))?;
+        write_nodes(&*self.tree, &mut nodes).map_err(|e| (self.io_err("tree", e), false))?;
+        self.data.sync().map_err(|e| (self.io_err("data", e), true))?;
+        self.tree.sync().map_err(|e| (self.io_err("tree", e), true))?;
+        self.write_header(&h).map_err(|e| (e, true))?;
+        Ok(head)
+    }
+
+    fn write_header(&self, h: &Header) -> Result<(), LogError> {
+        self.tree.write_all_at(&h.encode(), h.slot_offset()).map_err(|e| self.io_err("tree", e))?;
+        self.tree.sync().map_err(|e| self.io_err("tree", e))
+    }
+
+    /// Waits until no commit runs and claims the log for an exclusive change.
+    fn exclusive(&self) -> Result<parking_lot::MutexGuard<'_, State>, LogError> {
+        let mut st = self.state.lock();
+        while st.committing {
+            self.cond.wait(&mut st);
+        }
+        if let Some(p) = &st.poisoned {
+            return Err(LogError::Poisoned(p.clone()));
+        }
+        Ok(st)
+    }
+
+    /// Owner-only: cuts the log to `length` entries and starts a new fork.
+    pub fn truncate(&self, length: u64) -> Result<(), LogError> {
+        let kp = self.keypair.as_ref().ok_or_else(|| LogError::ReadOnly { archive: self.name.clone() })?;
+        let mut st = self.exclusive()?;
+        let old = st.head.clone();
+        if length > old.length {
+            return Err(LogError::BadTruncate { requested: length, length: old.length });
+        }
+        let src = DiskNodes { tree: &*self.tree, length: old.length, name: &self.name };
+        let mut roots = Vec::new();
+        for index in flat::full_roots(2 * length) {
+            roots.push(src.node(index)?.ok_or_else(|| self.corrupt(None, format!("node {index} missing")))?);
+        }
+        let mut head = TreeHead {
+            fork: old.fork + 1,
+            length,
+            byte_length: roots.iter().map(|r| r.size).sum(),
+            roots,
+            signature: None,
+        };
+        head.signature = Some(kp.sign(&head.signable()));
+        let h = Header {
+            generation: st.generation + 1,
+            key: *self.key.as_bytes(),
+            fork: head.fork,
+            length,
+            contiguous: st.contiguous.min(length),
+            byte_length: head.byte_length,
+            signature: head.signature,
+        };
+        if let Err(e) = self.write_header(&h) {
+            st.poisoned = Some(e.to_string());
+            return Err(e);
+        }
+        st.generation += 1;
+        st.contiguous = h.contiguous;
+        st.head = Arc::new(head);
+        self.verified.lock().clear();
+        // Nodes and bytes past the cut are garbage now; dropping them is best effort since
+        // nothing outside the signed tree is ever read.
+        drop(st);
+        let _ = self.repair_tail();
+        Ok(())
+    }
+
+    // ---- reads ----
+
+    /// Reads block `seq`, verified up to the signed roots.
+    pub fn get(&self, seq: u64) -> Result<Vec<u8>, LogError> {
+        let (head, has) = {
+            let mut st = self.state.lock();
+            let head = st.head.clone();
+            if seq >= head.length {
+                return Err(LogError::OutOfRange { seq, length: head.length });
+            }
+            let has = seq < st.contiguous || st.bits.get(&*self.bitfield, seq).map_err(|e| self.io_err("bitfield", e))?;
+            (head, has)
+        };
+        if !has {
+            return Err(LogError::NotAvailable { seq });
+        }
+        let src = DiskNodes { tree: &*self.tree, length: head.length, name: &self.name };
+        let leaf = src.node(2 * seq)?.ok_or_else(|| self.corrupt(Some(seq), "its tree node is missing"))?;
+        let offset = tree::byte_offset(&src, &head, 2 * seq).map_err(|e| self.corrupt(Some(seq), e.to_string()))?;
+        if leaf.size > MAX_BLOCK_BYTES as u64 {
+            return Err(self.corrupt(Some(seq), format!("stored size {} is too large", leaf.size)));
+        }
+        let mut buf = vec![0u8; leaf.size as usize];
+        self.data.read_exact_at(&mut buf, offset).map_err(|e| self.corrupt(Some(seq), e.to_string()))?;
+        if crypto::leaf_hash(&buf) != leaf.hash {
+            return Err(self.corrupt(Some(seq), "block bytes do not match their hash"));
+        }
+        self.verify_path(&src, &head, leaf, Some(seq))?;
+        Ok(buf)
+    }
+
+    /// Reads blocks `start..end` in order, verified, with one pass over the tree and data.
+    pub fn read_range(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, LogError> {
+        let mut out = Vec::with_capacity(end.saturating_sub(start) as usize);
+        self.for_each(start, end, |_, b| {
+            out.push(b.to_vec());
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f(seq, block)` for blocks `start..end` in order, each verified. Reads the leaf
+    /// nodes and the data in large chunks, so this is the fast path for scans.
+    pub fn for_each(&self, start: u64, end: u64, mut f: impl FnMut(u64, &[u8]) -> Result<(), LogError>) -> Result<(), LogError> {
+        let (head, contiguous) = {
+            let st = self.state.lock();
+            (st.head.clone(), st.contiguous)
+        };
+        let end = end.min(head.length);
+        if start >= end {
+            return Ok(());
+        }
+        if end > contiguous {
+            // Sparse: fall back to single reads, which check availability.
+            for seq in start..end {
+                f(seq, &self.get(seq)?)?;
+            }
+            return Ok(());
+        }
+        let src = DiskNodes { tree: &*self.tree, length: head.length, name: &self.name };
+        let mut offset = tree::byte_offset(&src, &head, 2 * start).map_err(|e| self.corrupt(Some(start), e.to_string()))?;
+        const CHUNK: u64 = 4096;
+        let mut seq = start;
+        let mut leaves_buf = Vec::new();
+        let mut data_buf = Vec::new();
+        while seq < end {
+            let n = (end - seq).min(CHUNK);
+            // Leaves sit at even indexes: read the span covering them and pick every other node.
+            let span = (2 * n - 1) * NODE_BYTES;
+            leaves_buf.resize(span as usize, 0);
+            self.tree
+                .read_exact_at(&mut leaves_buf, NODES_OFFSET + 2 * seq * NODE_BYTES)
+                .map_err(|e| self.corrupt(Some(seq), format!("tree file: {e}")))?;
+            let mut leaves = Vec::with_capacity(n as usize);
+            let mut bytes = 0u64;
+            for i in 0..n {
+                let o = (2 * i * NODE_BYTES) as usize;
+                let raw = &leaves_buf[o..o + NODE_BYTES as usize];
+                let mut hash = [0u8; 32];
+                hash.copy_from_slice(&raw[..32]);
+                let mut size = [0u8; 8];
+                size.copy_from_slice(&raw[32..]);
+                let size = u64::from_le_bytes(size);
+                if size > MAX_BLOCK_BYTES as u64 {
+                    return Err(self.corrupt(Some(seq + i), format!("stored size {size} is too large")));
+                }
+                bytes += size;
+                leaves.push(Node { index: 2 * (seq + i), size, hash });
+            }
+            data_buf.resize(bytes as usize, 0);
+            self.data
+                .read_exact_at(&mut data_buf, offset)
+                .map_err(|e| self.corrupt(Some(seq), format!("data file: {e}")))?;
+            let mut pos = 0usize;
+            for leaf in leaves {
+                let s = seq;
+                let block = &data_buf[pos..pos + leaf.size as usize];
+                if crypto::leaf_hash(block) != leaf.hash {
+                    return Err(self.corrupt(Some(s), "block bytes do not match their hash"));
+                }
+                self.verify_path(&src, &head, leaf, Some(s))?;
+                f(s, block)?;
+                pos += leaf.size as usize;
+                seq += 1;
+            }
+            offset += bytes;
+        }
+        Ok(())
+    }
+
+    /// Checks that `node` hashes up to one of the signed roots, using and filling the cache of
+    /// nodes already checked.
+    fn verify_path(&self, src: &DiskNodes<'_>, head: &TreeHead, node: Node, seq: Option<u64>) -> Result<(), LogError> {
+        let mut cur = node;
+        let mut checked: Vec<(u64, Hash)> = Vec::new();
+        for _ in 0..70 {
+            if let Some(root) = head.roots.iter().find(|r| r.index == cur.index) {
+                if root.hash != cur.hash || root.size != cur.size {
+                    return Err(self.corrupt(seq, format!("tree node {} does not match the signed root", cur.index)));
+                }
+                self.remember(checked);
+                return Ok(());
+            }
+            {
+                let cache = self.verified.lock();
+                if let Some(h) = cache.get(&cur.index) {
+                    if *h != cur.hash {
+                        return Err(self.corrupt(seq, format!("tree node {} does not match its verified hash", cur.index)));
+                    }
+                    drop(cache);
+                    self.remember(checked);
+                    return Ok(());
+                }
+            }
+            let sib_index = flat::sibling(cur.index);
+            let sib = src
+                .node(sib_index)?
+                .ok_or_else(|| self.corrupt(seq, format!("tree node {sib_index} is missing")))?;
+            let parent_index = flat::parent(cur.index);
+            let parent = Node::parent(parent_index, &cur, &sib).map_err(|e| self.corrupt(seq, e.to_string()))?;
+            if let Some(stored) = src.node(parent_index)? {
+                if stored.hash != parent.hash {
+                    return Err(self.corrupt(seq, format!("tree node {parent_index} does not match its children")));
+                }
+            }
+            checked.push((cur.index, cur.hash));
+            checked.push((sib.index, sib.hash));
+            cur = parent;
+        }
+        Err(self.corrupt(seq, "tree path does not reach a root"))
+    }
+
+    fn remember(&self, checked: Vec<(u64, Hash)>) {
+        if checked.is_empty() {
+            return;
+        }
+        let mut cache = self.verified.lock();
+        if cache.len() + checked.len() > VERIFIED_CACHE {
+            cache.clear();
+        }
+        cache.extend(checked);
+    }
+
+    /// Whether block `seq` is stored locally.
+    pub fn has(&self, seq: u64) -> Result<bool, LogError> {
+        let mut st = self.state.lock();
+        if seq >= st.head.length {
+            return Ok(false);
+        }
+        if seq < st.contiguous {
+            return Ok(true);
+        }
+        st.bits.get(&*self.bitfield, seq).map_err(|e| self.io_err("bitfield", e))
+    }
+
+    // ---- proofs ----
+
+    /// Answers a proof request from the stored tree; block values are read verified.
+    pub fn proof(&self, req: &ProofRequest) -> Result<Proof, LogError> {
+        let head = self.head();
+        let src = DiskNodes { tree: &*self.tree, length: head.length, name: &self.name };
+        let mut proof = tree::generate_proof(&src, &head, req)?;
+        if let Some(b) = proof.block.as_mut() {
+            b.value = self.get(b.index)?;
+        }
+        Ok(proof)
+    }
+
+    /// Verifies a proof from a peer and stores what it proves: new nodes, the block, and the
+    /// new signed head if it upgrades. Nothing is stored unless everything verifies.
+    pub fn apply_proof(&self, proof: &Proof) -> Result<VerifiedProof, LogError> {
+        if !self.writes {
+            return Err(LogError::ReadOnly { archive: self.name.clone() });
+        }
+        let mut st = self.exclusive()?;
+        st.committing = true;
+        let base = st.head.clone();
+        let contiguous = st.contiguous;
+        drop(st);
+        let result = self.apply_verified(proof, &base, contiguous);
+        let mut st = self.state.lock();
+        st.committing = false;
+        let out = match result {
+            Ok((v, new_head, new_contig, generation)) => {
+                if let Some(h) = new_head {
+                    st.head = Arc::new(h);
+                }
+                st.contiguous = new_contig;
+                if let Some(g) = generation {
+                    st.generation = g;
+                }
+                Ok(v)
+            }
+            Err((e, poison)) => {
+                st.bits.reset();
+                if poison {
+                    st.poisoned = Some(e.to_string());
+                }
+                Err(e)
+            }
+        };
+        self.cond.notify_all();
+        out
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn apply_verified(
+        &self,
+        proof: &Proof,
+        base: &TreeHead,
+        contiguous: u64,
+    ) -> Result<(VerifiedProof, Option<TreeHead>, u64, Option<u64>), (LogError, bool)> {
+        let v = tree::verify_proof(proof, base, &self.key).map_err(|e| (e, false))?;
+        let disk = DiskNodes { tree: &*self.tree, length: base.length, name: &self.name };
+        if let Some(root) = v.unverified_root {
+            match disk.node(root.index).map_err(|e| (e, false))? {
+                Some(stored) if stored.hash == root.hash && stored.size == root.size => {}
+                Some(_) => return Err((LogError::invalid_proof(format!("node {} does not match the stored tree", root.index)), false)),
+                None => return Err((LogError::invalid_proof(format!("proof does not connect to a stored node (node {})", root.index)), false)),
+            }
+        }
+        let new_head = match &v.upgrade {
+            Some(h) if h.length > base.length => Some(h.clone()),
+            Some(h) if h.length == base.length && h.hash() == base.hash() => None,
+            Some(h) if h.length == base.length => return Err((LogError::Conflict { length: h.length }, false)),
+            Some(_) => return Err((LogError::invalid_proof("upgrade is older than the local head"), false)),
+            None => None,
+        };
+        let head = new_head.clone().unwrap_or_else(|| base.clone());
+        let node_map: HashMap<u64, Node> = v.nodes.iter().map(|n| (n.index, *n)).collect();
+        let mut nodes: Vec<Node> = node_map.values().copied().collect();
+
+        let mut st_contig = contiguous;
+        let mut block_write = None;
+        if let Some((seq, value)) = &v.block {
+            if *seq >= head.length {
+                return Err((LogError::invalid_proof(format!("block {seq} is past the signed length {}", head.length)), false));
+            }
+            let over = Overlay { nodes: &node_map, disk: DiskNodes { tree: &*self.tree, length: head.length, name: &self.name } };
+            let offset = tree::byte_offset(&over, &head, 2 * seq).map_err(|e| (e, false))?;
+            block_write = Some((*seq, offset, value));
+        }
+
+        if let Some((_, offset, value)) = &block_write {
+            self.data.write_all_at(value, *offset).map_err(|e| (self.io_err("data", e), false))?;
+        }
+        write_nodes(&*self.tree, &mut nodes).map_err(|e| (self.io_err("tree", e), false))?;
+        if block_write.is_some() {
+            self.data.sync().map_err(|e| (self.io_err("data", e), true))?;
+        }
+        self.tree.sync().map_err(|e| (self.io_err("tree", e), true))?;
+
+        let mut st = self.state.lock();
+        let mut bits_written = false;
+        if let Some((seq, _, _)) = block_write {
+            if seq >= st_contig {
+                st.bits.set(&*self.bitfield, seq, true).map_err(|e| (self.io_err("bitfield", e), false))?;
+                while st_contig < head.length && st.bits.get(&*self.bitfield, st_contig).map_err(|e| (self.io_err("bitfield", e), false))? {
+                    st_contig += 1;
+                }
+            }
+            bits_written = st.bits.flush(&*self.bitfield).map_err(|e| (self.io_err("bitfield", e), false))?;
+        }
+        let generation = st.generation;
+        drop(st);
+        if bits_written {
+            self.bitfield.sync().map_err(|e| (self.io_err("bitfield", e), true))?;
+        }
+        let mut new_generation = None;
+        if new_head.is_some() || st_contig != contiguous {
+            let h = Header {
+                generation: generation + 1,
+                key: *self.key.as_bytes(),
+                fork: head.fork,
+                length: head.length,
+                contiguous: st_contig,
+                byte_length: head.byte_length,
+                signature: head.signature,
+            };
+            self.write_header(&h).map_err(|e| (e, true))?;
+            new_generation = Some(generation + 1);
+        }
+        Ok((v, new_head, st_contig, new_generation))
+    }
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log").field("key", &self.key).field("info", &self.info()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

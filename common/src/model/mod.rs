@@ -1,0 +1,1 @@
+//! The Fritter data model (placeholder; being written).
