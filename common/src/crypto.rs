@@ -129,6 +129,11 @@ impl PublicKey {
         Ok(PublicKey { bytes: *bytes })
     }
 
+    /// For bytes already checked by [`PublicKey::from_bytes`] (e.g. held in a model type).
+    pub(crate) fn from_validated(bytes: [u8; 32]) -> Self {
+        PublicKey { bytes }
+    }
+
     /// Parses 64 hex characters.
     pub fn from_hex(s: &str) -> Result<Self, KeyError> {
         let mut bytes = [0u8; 32];
@@ -163,6 +168,12 @@ impl PublicKey {
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_hex())
+    }
+}
+
+impl serde::Serialize for PublicKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
     }
 }
 

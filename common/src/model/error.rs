@@ -56,25 +56,45 @@ pub enum ModelError {
     Missing { what: String },
     /// A field of the wrong JSON type.
     #[error("{what} must be {expected}, not {found}")]
-    WrongType { what: String, expected: &'static str, found: &'static str },
+    WrongType {
+        what: String,
+        expected: &'static str,
+        found: &'static str,
+    },
     /// A field that must not be empty is.
     #[error("{what} is empty")]
     Empty { what: String },
     /// A string over its length limit.
     #[error("{what} is {len} {unit}; the limit is {limit}")]
-    TooLong { what: String, len: usize, unit: &'static str, limit: usize },
+    TooLong {
+        what: String,
+        len: usize,
+        unit: &'static str,
+        limit: usize,
+    },
     /// A list over its count limit.
     #[error("{what} lists {count} items; the limit is {limit}")]
-    TooMany { what: String, count: usize, limit: usize },
+    TooMany {
+        what: String,
+        count: usize,
+        limit: usize,
+    },
     /// A list that holds the same thing twice.
     #[error("{what} lists {value} more than once; remove the duplicate")]
     Duplicate { what: String, value: String },
     /// A field whose value breaks a rule of its own.
     #[error("{what} {value} is invalid: {reason}")]
-    Invalid { what: String, value: String, reason: String },
+    Invalid {
+        what: String,
+        value: String,
+        reason: String,
+    },
     /// A field whose value was refused by its type's own parser.
     #[error("{what}: {reason}")]
-    Field { what: String, reason: Box<ModelError> },
+    Field {
+        what: String,
+        reason: Box<ModelError>,
+    },
 }
 
 /// Longest quoted value in a message, in characters.
@@ -93,7 +113,9 @@ pub(crate) fn shown(value: &str) -> String {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if super::text::is_unsafe_char(c) => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
+            c if super::text::is_unsafe_char(c) => {
+                out.push_str(&format!("\\u{{{:04x}}}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -138,6 +160,9 @@ mod tests {
             unit: "characters",
             limit: 1000,
         };
-        assert_eq!(err.to_string(), "status text is 5123 characters; the limit is 1000");
+        assert_eq!(
+            err.to_string(),
+            "status text is 5123 characters; the limit is 1000"
+        );
     }
 }

@@ -57,7 +57,10 @@ impl StatusId {
         if micros > StatusId::MAX_MICROS {
             return Err(ModelError::InvalidStatusId {
                 value: format!("micros {micros}"),
-                reason: format!("the timestamp is over {} microseconds", StatusId::MAX_MICROS),
+                reason: format!(
+                    "the timestamp is over {} microseconds",
+                    StatusId::MAX_MICROS
+                ),
             });
         }
         if clock > StatusId::MAX_CLOCK {
@@ -105,14 +108,21 @@ impl FromStr for StatusId {
     type Err = ModelError;
 
     fn from_str(s: &str) -> Result<StatusId, ModelError> {
-        let refuse = |reason: &str| ModelError::InvalidStatusId { value: shown(s), reason: reason.to_owned() };
+        let refuse = |reason: &str| ModelError::InvalidStatusId {
+            value: shown(s),
+            reason: reason.to_owned(),
+        };
         if s.len() != LEN {
-            return Err(refuse("expected 13 characters of 234567abcdefghijklmnopqrstuvwxyz"));
+            return Err(refuse(
+                "expected 13 characters of 234567abcdefghijklmnopqrstuvwxyz",
+            ));
         }
         let mut value = 0u64;
         for (index, byte) in s.bytes().enumerate() {
             let Some(digit) = ALPHABET.iter().position(|&a| a == byte) else {
-                return Err(refuse("expected only the characters 234567abcdefghijklmnopqrstuvwxyz"));
+                return Err(refuse(
+                    "expected only the characters 234567abcdefghijklmnopqrstuvwxyz",
+                ));
             };
             // The first character holds the top 4 bits of 64; the highest must be 0.
             if index == 0 && digit >= 8 {
@@ -168,9 +178,12 @@ mod tests {
         check("2222222222223", Ok((0, 1)));
         check("22222222222zz", Ok((0, 1023)));
         check("2222222222322", Ok((1, 0)));
-        check("bzzzzzzzzzzzz", Ok((StatusId::MAX_MICROS, StatusId::MAX_CLOCK)));
-        // An atproto TID from the spec.
-        check("3jzfcijpj2z2a", Ok((1_680_015_766_124_352, 38)));
+        check(
+            "bzzzzzzzzzzzz",
+            Ok((StatusId::MAX_MICROS, StatusId::MAX_CLOCK)),
+        );
+        // The example TID of the atproto docs decodes to mid-2023, when they were written.
+        check("3jzfcijpj2z2a", Ok((1_688_137_381_887_007, 6)));
     }
 
     #[test]
@@ -181,8 +194,14 @@ mod tests {
         check("222222222222A", Err("expected only the characters"));
         check("2222222222221", Err("expected only the characters"));
         check("222222222222é", Err("expected 13 characters"));
-        check("c222222222222", Err("first character must be one of 234567ab"));
-        check("zzzzzzzzzzzzz", Err("first character must be one of 234567ab"));
+        check(
+            "c222222222222",
+            Err("first character must be one of 234567ab"),
+        );
+        check(
+            "zzzzzzzzzzzzz",
+            Err("first character must be one of 234567ab"),
+        );
         check(&"2".repeat(1_000_000), Err("expected 13 characters"));
     }
 
@@ -213,7 +232,10 @@ mod tests {
         let handles: Vec<_> = (0..4)
             .map(|_| std::thread::spawn(|| (0..2_000).map(|_| StatusId::now()).collect::<Vec<_>>()))
             .collect();
-        let mut all: Vec<StatusId> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        let mut all: Vec<StatusId> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
         let count = all.len();
         all.sort();
         all.dedup();
@@ -226,13 +248,19 @@ mod tests {
         assert_eq!(id.path().as_str(), format!("/statuses/{id}.json"));
         assert_eq!(StatusId::from_path(&id.path()), Some(id));
         assert_eq!(StatusId::from_path(&"/likes/x.json".parse().unwrap()), None);
-        assert_eq!(StatusId::from_path(&"/statuses/nope.json".parse().unwrap()), None);
+        assert_eq!(
+            StatusId::from_path(&"/statuses/nope.json".parse().unwrap()),
+            None
+        );
     }
 
     #[test]
     fn timestamp_reads_back_the_time() {
         let id = StatusId::from_parts(1_700_000_000_123_456, 0).unwrap();
-        assert_eq!(id.timestamp().unix_timestamp_nanos(), 1_700_000_000_123_456_000);
+        assert_eq!(
+            id.timestamp().unix_timestamp_nanos(),
+            1_700_000_000_123_456_000
+        );
     }
 
     proptest! {

@@ -4,8 +4,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use ed25519_dalek::VerifyingKey;
-
 use super::error::{shown, ModelError};
 
 /// The 32-byte ed25519 public key of an archive, written as 64 lowercase hex characters.
@@ -22,11 +20,13 @@ impl ArchiveKey {
             value: shown(&hex::encode(bytes)),
             reason: reason.to_owned(),
         };
-        let key = VerifyingKey::from_bytes(&bytes)
-            .map_err(|_| refuse("it is not a point on the ed25519 curve"))?;
-        if key.is_weak() {
-            return Err(refuse("it is a weak (small-order) ed25519 key, which cannot sign securely"));
-        }
+        // One check for every key that enters: the log's `PublicKey` decides.
+        crate::crypto::PublicKey::from_bytes(&bytes).map_err(|e| match e {
+            crate::crypto::KeyError::Weak(_) => {
+                refuse("it is a weak (small-order) ed25519 key, which cannot sign securely")
+            }
+            _ => refuse("it is not a point on the ed25519 curve"),
+        })?;
         Ok(ArchiveKey(bytes))
     }
 
@@ -36,14 +36,32 @@ impl ArchiveKey {
     }
 }
 
+impl From<crate::crypto::PublicKey> for ArchiveKey {
+    fn from(k: crate::crypto::PublicKey) -> ArchiveKey {
+        ArchiveKey(*k.as_bytes())
+    }
+}
+
+impl From<ArchiveKey> for crate::crypto::PublicKey {
+    fn from(k: ArchiveKey) -> crate::crypto::PublicKey {
+        crate::crypto::PublicKey::from_validated(k.0)
+    }
+}
+
 impl FromStr for ArchiveKey {
     type Err = ModelError;
 
     /// Parses 64 hex characters, upper or lower case.
     fn from_str(s: &str) -> Result<ArchiveKey, ModelError> {
-        let refuse = |reason: String| ModelError::InvalidKey { value: shown(s), reason };
+        let refuse = |reason: String| ModelError::InvalidKey {
+            value: shown(s),
+            reason,
+        };
         if s.len() != 64 {
-            return Err(refuse(format!("expected 64 hex characters, found {} bytes", s.len())));
+            return Err(refuse(format!(
+                "expected 64 hex characters, found {} bytes",
+                s.len()
+            )));
         }
         let mut bytes = [0u8; 32];
         hex::decode_to_slice(s, &mut bytes)
@@ -72,10 +90,16 @@ pub(crate) mod tests {
 
     /// A valid key derived from a one-byte seed, for tests across the model.
     pub(crate) fn key(seed: u8) -> ArchiveKey {
-        ArchiveKey::from_bytes(SigningKey::from_bytes(&[seed; 32]).verifying_key().to_bytes()).unwrap()
+        ArchiveKey::from_bytes(
+            SigningKey::from_bytes(&[seed; 32])
+                .verifying_key()
+                .to_bytes(),
+        )
+        .unwrap()
     }
 
-    pub(crate) const WEAK: &str = "0100000000000000000000000000000000000000000000000000000000000000";
+    pub(crate) const WEAK: &str =
+        "0100000000000000000000000000000000000000000000000000000000000000";
 
     fn check(input: &str, expected: Result<&str, &str>) {
         match (input.parse::<ArchiveKey>(), expected) {
@@ -94,12 +118,17 @@ pub(crate) mod tests {
         check(&hex, Ok(&hex));
         check(&hex.to_uppercase(), Ok(&hex));
         assert_eq!(hex.len(), 64);
-        assert!(hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
     }
 
     #[test]
     fn refuses_weak_keys() {
-        check(WEAK, Err("is not a valid archive key: it is a weak (small-order) ed25519 key"));
+        check(
+            WEAK,
+            Err("is not a valid archive key: it is a weak (small-order) ed25519 key"),
+        );
         // The identity point written another way, and the all-zero encoding (small order too).
         check(&"00".repeat(32), Err("not a valid archive key"));
         // A point of order 8 (from the ed25519 small-order list).
@@ -114,8 +143,14 @@ pub(crate) mod tests {
         check("", Err("expected 64 hex characters, found 0 bytes"));
         check(&"a".repeat(63), Err("found 63 bytes"));
         check(&"a".repeat(65), Err("found 65 bytes"));
-        check(&"g".repeat(64), Err("expected 64 hex characters (0-9, a-f)"));
-        check(&format!("{}é", "a".repeat(62)), Err("expected 64 hex characters"));
+        check(
+            &"g".repeat(64),
+            Err("expected 64 hex characters (0-9, a-f)"),
+        );
+        check(
+            &format!("{}é", "a".repeat(62)),
+            Err("expected 64 hex characters"),
+        );
         check(&"a".repeat(1_000_000), Err("found 1000000 bytes"));
     }
 }

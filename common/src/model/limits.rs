@@ -6,7 +6,7 @@
 
 /// Largest encoded log entry, in bytes; [`Entry::decode`](super::Entry::decode) refuses anything
 /// longer before parsing it.
-pub const MAX_ENTRY_BYTES: usize = 64 * 1024;
+pub const MAX_ENTRY_BYTES: usize = 1024 * 1024;
 
 /// Deepest nesting of JSON arrays and objects in an entry, counting the entry object itself as 1.
 pub const MAX_JSON_DEPTH: usize = 32;

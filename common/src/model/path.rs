@@ -11,7 +11,8 @@ use super::text::is_unsafe_char;
 /// An absolute path in an archive, such as `/statuses/3kq2nzxh4vk22.json`, or the root `/`.
 ///
 /// A valid path starts with `/`, has at most 16 non-empty segments of at most 128 bytes each and
-/// 256 bytes in all, no `.` or `..` segment, no trailing `/` (except the root itself), and none of
+/// 256 bytes in all, no `.` or `..` segment, no trailing `/` (except the root itself), no segment
+/// starting or ending with whitespace (which would look like another path), and none of
 /// these characters: control characters, U+2028/U+2029, bidi controls (U+061C, U+200E, U+200F,
 /// U+202A–U+202E, U+2066–U+2069), `\`, `?` and `#`. The last two are refused so that every path
 /// can be written verbatim after the key of a `hyper://` URL. Paths are not percent-decoded.
@@ -26,7 +27,10 @@ impl FilePath {
 
     /// A path built by this module from parts that are valid by construction.
     pub(crate) fn from_trusted(path: String) -> FilePath {
-        debug_assert!(FilePath::from_str(&path).is_ok(), "{path} is not a valid path");
+        debug_assert!(
+            FilePath::from_str(&path).is_ok(),
+            "{path} is not a valid path"
+        );
         FilePath(path)
     }
 
@@ -67,7 +71,11 @@ impl FilePath {
 
     /// This path with one more segment, checked like any other path.
     pub fn join(&self, name: &str) -> Result<FilePath, ModelError> {
-        let joined = if self.is_root() { format!("/{name}") } else { format!("{}/{name}", self.0) };
+        let joined = if self.is_root() {
+            format!("/{name}")
+        } else {
+            format!("{}/{name}", self.0)
+        };
         joined.parse()
     }
 
@@ -95,10 +103,16 @@ impl FromStr for FilePath {
     type Err = ModelError;
 
     fn from_str(path: &str) -> Result<FilePath, ModelError> {
-        let refuse = |reason: String| ModelError::InvalidPath { value: shown(path), reason };
+        let refuse = |reason: String| ModelError::InvalidPath {
+            value: shown(path),
+            reason,
+        };
         // The length comes first so that a megabyte of junk is refused without being scanned.
         if path.len() > MAX_PATH_BYTES {
-            return Err(refuse(format!("it is {} bytes; the limit is {MAX_PATH_BYTES}", path.len())));
+            return Err(refuse(format!(
+                "it is {} bytes; the limit is {MAX_PATH_BYTES}",
+                path.len()
+            )));
         }
         let Some(rest) = path.strip_prefix('/') else {
             return Err(refuse("it must start with /".to_owned()));
@@ -108,10 +122,14 @@ impl FromStr for FilePath {
         }
         for (index, segment) in rest.split('/').enumerate() {
             if index == MAX_PATH_SEGMENTS {
-                return Err(refuse(format!("it has more than {MAX_PATH_SEGMENTS} segments")));
+                return Err(refuse(format!(
+                    "it has more than {MAX_PATH_SEGMENTS} segments"
+                )));
             }
             if segment.is_empty() {
-                return Err(refuse("it has an empty segment (a doubled or trailing /)".to_owned()));
+                return Err(refuse(
+                    "it has an empty segment (a doubled or trailing /)".to_owned(),
+                ));
             }
             if segment == "." || segment == ".." {
                 return Err(refuse("`.` and `..` segments are not allowed".to_owned()));
@@ -123,13 +141,20 @@ impl FromStr for FilePath {
                 )));
             }
             if let Some(c) = segment.chars().find(|&c| matches!(c, '\\' | '?' | '#')) {
-                return Err(refuse(format!("it contains `{c}`, which paths may not hold")));
+                return Err(refuse(format!(
+                    "it contains `{c}`, which paths may not hold"
+                )));
             }
             if let Some(c) = segment.chars().find(|&c| is_unsafe_char(c)) {
                 return Err(refuse(format!(
                     "it contains {}; control, line separator and bidi characters are not allowed",
                     code_point(c)
                 )));
+            }
+            if segment.starts_with(char::is_whitespace) || segment.ends_with(char::is_whitespace) {
+                return Err(refuse(
+                    "a segment starts or ends with whitespace".to_owned(),
+                ));
             }
         }
         Ok(FilePath(path.to_owned()))
@@ -139,6 +164,12 @@ impl FromStr for FilePath {
 impl fmt::Display for FilePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for FilePath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }
 
@@ -173,10 +204,16 @@ mod tests {
     fn accepts_ordinary_paths() {
         check("/", Ok("/"));
         check("/profile.json", Ok("/profile.json"));
-        check("/statuses/3kq2nzxh4vk22.json", Ok("/statuses/3kq2nzxh4vk22.json"));
+        check(
+            "/statuses/3kq2nzxh4vk22.json",
+            Ok("/statuses/3kq2nzxh4vk22.json"),
+        );
         check("/...", Ok("/..."));
         check("/café/日本語.json", Ok("/café/日本語.json"));
         check("/a b/c", Ok("/a b/c"));
+        check("/a /c", Err("starts or ends with whitespace"));
+        check("/\u{a0}a", Err("starts or ends with whitespace"));
+        check("/x.json ", Err("starts or ends with whitespace"));
     }
 
     #[test]
@@ -215,12 +252,21 @@ mod tests {
 
     #[test]
     fn refuses_long_paths() {
-        check(&format!("/{}", "a".repeat(128)), Ok(&format!("/{}", "a".repeat(128))));
-        check(&format!("/{}", "a".repeat(129)), Err("a segment is 129 bytes; the limit is 128"));
+        check(
+            &format!("/{}", "a".repeat(128)),
+            Ok(&format!("/{}", "a".repeat(128))),
+        );
+        check(
+            &format!("/{}", "a".repeat(129)),
+            Err("a segment is 129 bytes; the limit is 128"),
+        );
         check(&"/a".repeat(16), Ok(&"/a".repeat(16)));
         check(&"/a".repeat(17), Err("more than 16 segments"));
         check(&format!("/{}", "a/".repeat(200)), Err("the limit is 256"));
-        check(&"/".repeat(1_000_000), Err("it is 1000000 bytes; the limit is 256"));
+        check(
+            &"/".repeat(1_000_000),
+            Err("it is 1000000 bytes; the limit is 256"),
+        );
     }
 
     #[test]
@@ -239,7 +285,10 @@ mod tests {
         assert_eq!(path("/a/b").segments().collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(FilePath::root().segments().count(), 0);
         assert_eq!(FilePath::root().join("x.json").unwrap(), path("/x.json"));
-        assert_eq!(path("/likes").join("x.json").unwrap(), path("/likes/x.json"));
+        assert_eq!(
+            path("/likes").join("x.json").unwrap(),
+            path("/likes/x.json")
+        );
         assert!(path("/likes").join("..").is_err());
         assert!(path("/likes").join("a/b").is_ok());
     }

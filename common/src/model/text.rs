@@ -52,7 +52,10 @@ pub fn extract_mentions(text: &str) -> Vec<MentionSpan> {
     let mut spans = Vec::new();
     scan(text, Sigil::Mention, |range, name| {
         if name.chars().any(char::is_alphanumeric) && name.chars().nth(MAX_NAME_CHARS).is_none() {
-            spans.push(MentionSpan { name: name.to_owned(), range });
+            spans.push(MentionSpan {
+                name: name.to_owned(),
+                range,
+            });
         }
         spans.len() < MAX_MENTION_SPANS
     });
@@ -79,7 +82,10 @@ pub fn resolve_mentions<S: AsRef<str>>(text: &str, candidates: &[(S, ArchiveUrl)
                 *slot = None;
             }
         };
-        exact.entry(name.as_ref()).and_modify(merge).or_insert(Some(key));
+        exact
+            .entry(name.as_ref())
+            .and_modify(merge)
+            .or_insert(Some(key));
         let folded = loose_name(name.as_ref());
         if !folded.is_empty() {
             loose.entry(folded).and_modify(merge).or_insert(Some(key));
@@ -95,7 +101,10 @@ pub fn resolve_mentions<S: AsRef<str>>(text: &str, candidates: &[(S, ArchiveUrl)
         if mentions.iter().any(|mention| mention.url.key() == key) {
             continue;
         }
-        mentions.push(Mention { url: ArchiveUrl::root(key), name: span.name });
+        mentions.push(Mention {
+            url: ArchiveUrl::root(key),
+            name: span.name,
+        });
         if mentions.len() == MAX_MENTIONS {
             break;
         }
@@ -105,7 +114,10 @@ pub fn resolve_mentions<S: AsRef<str>>(text: &str, candidates: &[(S, ArchiveUrl)
 
 /// A name as `@mentions` may abbreviate it: whitespace removed, lowercased.
 fn loose_name(name: &str) -> String {
-    name.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase).collect()
+    name.chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// Whether a character may hide or rewrite what surrounds it: control characters, the Unicode
@@ -114,7 +126,13 @@ pub(crate) fn is_unsafe_char(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            '\u{2028}' | '\u{2029}' | '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{061C}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
         )
 }
 
@@ -122,8 +140,15 @@ pub(crate) fn is_unsafe_char(c: char) -> bool {
 /// Bidi controls are allowed, as right-to-left writers need them; the app isolates such text when
 /// it shows it (`<bdi>`, `dir="auto"`).
 pub(crate) fn check_free_text(what: &str, text: &str) -> Result<(), ModelError> {
-    match text.chars().find(|&c| c.is_control() && c != '\n' && c != '\t') {
-        Some(c) => Err(refuse_char(what, c, "control characters other than newline and tab are not allowed")),
+    match text
+        .chars()
+        .find(|&c| c.is_control() && c != '\n' && c != '\t')
+    {
+        Some(c) => Err(refuse_char(
+            what,
+            c,
+            "control characters other than newline and tab are not allowed",
+        )),
         None => Ok(()),
     }
 }
@@ -132,7 +157,11 @@ pub(crate) fn check_free_text(what: &str, text: &str) -> Result<(), ModelError> 
 /// are refused, since a name is shown inline where they could disguise it.
 pub(crate) fn check_name(what: &str, name: &str) -> Result<(), ModelError> {
     match name.chars().find(|&c| is_unsafe_char(c)) {
-        Some(c) => Err(refuse_char(what, c, "control, line separator and bidi characters are not allowed")),
+        Some(c) => Err(refuse_char(
+            what,
+            c,
+            "control, line separator and bidi characters are not allowed",
+        )),
         None => Ok(()),
     }
 }
@@ -140,7 +169,9 @@ pub(crate) fn check_name(what: &str, name: &str) -> Result<(), ModelError> {
 /// Checks that a text is not empty or whitespace only.
 pub(crate) fn check_not_blank(what: &str, text: &str) -> Result<(), ModelError> {
     if text.trim().is_empty() {
-        return Err(ModelError::Empty { what: what.to_owned() });
+        return Err(ModelError::Empty {
+            what: what.to_owned(),
+        });
     }
     Ok(())
 }
@@ -153,7 +184,12 @@ pub(crate) fn check_chars(what: &str, text: &str, limit: usize) -> Result<(), Mo
     }
     let len = text.chars().count();
     if len > limit {
-        return Err(ModelError::TooLong { what: what.to_owned(), len, unit: "characters", limit });
+        return Err(ModelError::TooLong {
+            what: what.to_owned(),
+            len,
+            unit: "characters",
+            limit,
+        });
     }
     Ok(())
 }
@@ -177,7 +213,8 @@ pub(crate) fn normalize_tag(name: &str) -> Option<String> {
         return None;
     }
     let tag = name.to_lowercase();
-    (tag.chars().any(char::is_alphabetic) && tag.chars().nth(MAX_TAG_CHARS).is_none()).then_some(tag)
+    (tag.chars().any(char::is_alphabetic) && tag.chars().nth(MAX_TAG_CHARS).is_none())
+        .then_some(tag)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -196,13 +233,17 @@ impl Sigil {
 
     /// Whether a grapheme starting with `base` continues a name.
     fn continues(self, base: char) -> bool {
-        base.is_alphanumeric() || base == '_' || (self == Sigil::Mention && matches!(base, '-' | '.'))
+        base.is_alphanumeric()
+            || base == '_'
+            || (self == Sigil::Mention && matches!(base, '-' | '.'))
     }
 }
 
 /// Characters that join the word before them to a following `#` or `@`, as in `https://x/#frag`,
 /// `me@host`, `&#38;`, `a_#b` or `x=#y`.
-const JOINERS: &[char] = &['/', '#', '@', '&', '_', '-', '.', '=', '+', '\\', '~', '%', '`'];
+const JOINERS: &[char] = &[
+    '/', '#', '@', '&', '_', '-', '.', '=', '+', '\\', '~', '%', '`',
+];
 
 /// Whether a sigil after a grapheme starting with `prev` may start a name.
 fn starts_name(prev: Option<char>) -> bool {
@@ -218,7 +259,9 @@ fn name_run(s: &str, sigil: Sigil) -> (usize, Option<char>) {
     let mut end = 0;
     let mut last = None;
     for (start, grapheme) in s.grapheme_indices(true) {
-        let Some(base) = grapheme.chars().next() else { break };
+        let Some(base) = grapheme.chars().next() else {
+            break;
+        };
         if !sigil.continues(base) || grapheme.chars().any(is_unsafe_char) {
             break;
         }
@@ -238,7 +281,9 @@ fn scan(text: &str, sigil: Sigil, mut found: impl FnMut(Range<usize>, &str) -> b
     // Whether the current whitespace-separated token holds `://`, making it a URL.
     let mut in_url = false;
     while let Some((start, grapheme)) = graphemes.next() {
-        let Some(base) = grapheme.chars().next() else { continue };
+        let Some(base) = grapheme.chars().next() else {
+            continue;
+        };
         if base.is_whitespace() {
             in_url = false;
         } else if grapheme == ":" && text[start..].starts_with("://") {
@@ -288,9 +333,10 @@ mod tests {
     fn tags_in_plain_text() {
         check_tags("#rust is fun", &["rust"]);
         check_tags("I like #rust and #p2p.", &["rust", "p2p"]);
-        check_tags("(#tag) [#two] \"#three\" #four, #five; #six! ¿#siete?", &[
-            "tag", "two", "three", "four", "five", "six", "siete",
-        ]);
+        check_tags(
+            "(#tag) [#two] \"#three\" #four, #five; #six! ¿#siete?",
+            &["tag", "two", "three", "four", "five", "six", "siete"],
+        );
         check_tags("#tag's #foo_bar #1a #a1", &["tag", "foo_bar", "1a", "a1"]);
         check_tags("line\n#next\t#tab", &["next", "tab"]);
         check_tags("", &[]);
@@ -300,7 +346,10 @@ mod tests {
 
     #[test]
     fn tags_in_any_script() {
-        check_tags("#café #日本語 #straße #Ελληνικά #русский", &["café", "日本語", "straße", "ελληνικά", "русский"]);
+        check_tags(
+            "#café #日本語 #straße #Ελληνικά #русский",
+            &["café", "日本語", "straße", "ελληνικά", "русский"],
+        );
         // A decomposed é keeps its combining accent.
         check_tags("#cafe\u{301} ok", &["cafe\u{301}"]);
         check_tags("#हिन्दी", &["हिन्दी"]);
@@ -353,7 +402,11 @@ mod tests {
         let one_word = format!("#{}", "a".repeat(1_000_000));
         check_tags(&one_word, &[]);
         check_tags(&"#".repeat(1_000_000), &[]);
-        assert!(started.elapsed().as_secs() < 20, "took {:?}", started.elapsed());
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "took {:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
@@ -393,21 +446,40 @@ mod tests {
         ];
         let mentions =
             resolve_mentions("@alicesmith @AliceSmith @bob @Bob @BOB @carol", &candidates);
-        assert_eq!(mentions, vec![
-            Mention { url: alice, name: "alicesmith".into() },
-            Mention { url: bob, name: "bob".into() },
-            Mention { url: other_bob, name: "Bob".into() },
-        ]);
+        assert_eq!(
+            mentions,
+            vec![
+                Mention {
+                    url: alice,
+                    name: "alicesmith".into()
+                },
+                Mention {
+                    url: bob,
+                    name: "bob".into()
+                },
+                Mention {
+                    url: other_bob,
+                    name: "Bob".into()
+                },
+            ]
+        );
     }
 
     #[test]
     fn resolve_uses_archive_roots_and_caps() {
         let file = ArchiveUrl::new(key(4), "/profile.json".parse().unwrap());
         let mentions = resolve_mentions("@dora", &[("Dora", file)]);
-        assert_eq!(mentions, vec![Mention { url: ArchiveUrl::root(key(4)), name: "dora".into() }]);
+        assert_eq!(
+            mentions,
+            vec![Mention {
+                url: ArchiveUrl::root(key(4)),
+                name: "dora".into()
+            }]
+        );
 
-        let candidates: Vec<(String, ArchiveUrl)> =
-            (0..60u8).map(|i| (format!("u{i}"), ArchiveUrl::root(key(i)))).collect();
+        let candidates: Vec<(String, ArchiveUrl)> = (0..60u8)
+            .map(|i| (format!("u{i}"), ArchiveUrl::root(key(i))))
+            .collect();
         let text: String = (0..60).map(|i| format!("@u{i} ")).collect();
         assert_eq!(resolve_mentions(&text, &candidates).len(), MAX_MENTIONS);
         let text = "@u1 ".repeat(10_000);
@@ -436,7 +508,9 @@ mod tests {
         assert!(check_not_blank("name", " \t").is_err());
         assert!(check_chars("x", "ééé", 3).is_ok());
         assert_eq!(
-            check_chars("status text", &"a".repeat(5123), 1000).unwrap_err().to_string(),
+            check_chars("status text", &"a".repeat(5123), 1000)
+                .unwrap_err()
+                .to_string(),
             "status text is 5123 characters; the limit is 1000"
         );
     }

@@ -51,7 +51,9 @@ impl Timestamp {
 
     fn from_datetime(time: OffsetDateTime) -> Option<Timestamp> {
         let utc = time.checked_to_offset(UtcOffset::UTC)?;
-        (0..=9999).contains(&utc.year()).then(|| Timestamp::truncated(utc))
+        (0..=9999)
+            .contains(&utc.year())
+            .then(|| Timestamp::truncated(utc))
     }
 
     fn truncated(utc: OffsetDateTime) -> Timestamp {
@@ -63,13 +65,18 @@ impl FromStr for Timestamp {
     type Err = ModelError;
 
     fn from_str(s: &str) -> Result<Timestamp, ModelError> {
-        let refuse = |reason: &str| ModelError::InvalidTimestamp { value: shown(s), reason: reason.to_owned() };
+        let refuse = |reason: &str| ModelError::InvalidTimestamp {
+            value: shown(s),
+            reason: reason.to_owned(),
+        };
         if s.len() > MAX_TIMESTAMP_BYTES {
             return Err(refuse("it is too long for an RFC 3339 timestamp"));
         }
-        let time = OffsetDateTime::parse(s, &Rfc3339)
-            .map_err(|_| refuse("expected an RFC 3339 timestamp such as 2024-05-01T12:00:00.000Z"))?;
-        Timestamp::from_datetime(time).ok_or_else(|| refuse("it is outside the years 0000 to 9999 in UTC"))
+        let time = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
+            refuse("expected an RFC 3339 timestamp such as 2024-05-01T12:00:00.000Z")
+        })?;
+        Timestamp::from_datetime(time)
+            .ok_or_else(|| refuse("it is outside the years 0000 to 9999 in UTC"))
     }
 }
 
@@ -117,7 +124,10 @@ mod tests {
     fn normalizes_to_utc_milliseconds() {
         check("2024-05-01T12:00:00Z", Ok("2024-05-01T12:00:00.000Z"));
         check("2024-05-01T12:00:00.000Z", Ok("2024-05-01T12:00:00.000Z"));
-        check("2024-05-01T12:00:00.123456789Z", Ok("2024-05-01T12:00:00.123Z"));
+        check(
+            "2024-05-01T12:00:00.123456789Z",
+            Ok("2024-05-01T12:00:00.123Z"),
+        );
         check("2024-05-01T14:30:00+02:30", Ok("2024-05-01T12:00:00.000Z"));
         check("2024-05-01T00:00:00-05:00", Ok("2024-05-01T05:00:00.000Z"));
         check("0000-01-01T00:00:00Z", Ok("0000-01-01T00:00:00.000Z"));
@@ -130,12 +140,24 @@ mod tests {
         check("yesterday", Err("expected an RFC 3339 timestamp"));
         check("2024-05-01", Err("expected an RFC 3339 timestamp"));
         check("2024-05-01 12:00:00", Err("expected an RFC 3339 timestamp"));
-        check("2024-02-30T12:00:00Z", Err("expected an RFC 3339 timestamp"));
+        check(
+            "2024-02-30T12:00:00Z",
+            Err("expected an RFC 3339 timestamp"),
+        );
         check("2024-05-01T12:00:00", Err("expected an RFC 3339 timestamp"));
         check("1714564800", Err("expected an RFC 3339 timestamp"));
-        check("0000-01-01T00:00:00+01:00", Err("outside the years 0000 to 9999"));
-        check("9999-12-31T23:00:00-02:00", Err("outside the years 0000 to 9999"));
-        check(&format!("2024-05-01T12:00:00.{}Z", "1".repeat(100)), Err("too long"));
+        check(
+            "0000-01-01T00:00:00+01:00",
+            Err("outside the years 0000 to 9999"),
+        );
+        check(
+            "9999-12-31T23:00:00-02:00",
+            Err("outside the years 0000 to 9999"),
+        );
+        check(
+            &format!("2024-05-01T12:00:00.{}Z", "1".repeat(100)),
+            Err("too long"),
+        );
         check(&"9".repeat(1_000_000), Err("too long"));
     }
 

@@ -40,7 +40,10 @@ impl ArchiveUrl {
 
     /// The URL of a status, `hyper://<key>/statuses/<id>.json`.
     pub fn status(key: ArchiveKey, id: StatusId) -> ArchiveUrl {
-        ArchiveUrl { key, path: Some(id.path()) }
+        ArchiveUrl {
+            key,
+            path: Some(id.path()),
+        }
     }
 
     /// The archive's key.
@@ -80,9 +83,15 @@ impl FromStr for ArchiveUrl {
     type Err = ModelError;
 
     fn from_str(s: &str) -> Result<ArchiveUrl, ModelError> {
-        let refuse = |reason: String| ModelError::InvalidUrl { value: shown(s), reason };
+        let refuse = |reason: String| ModelError::InvalidUrl {
+            value: shown(s),
+            reason,
+        };
         if s.len() > MAX_URL_BYTES {
-            return Err(refuse(format!("it is {} bytes; the limit is {MAX_URL_BYTES}", s.len())));
+            return Err(refuse(format!(
+                "it is {} bytes; the limit is {MAX_URL_BYTES}",
+                s.len()
+            )));
         }
         let Some(rest) = s.strip_prefix(SCHEME) else {
             return Err(refuse("it must start with hyper://".to_owned()));
@@ -91,19 +100,35 @@ impl FromStr for ArchiveUrl {
             return Err(refuse("queries and fragments are not allowed".to_owned()));
         }
         let (Some(hex), Some(path)) = (rest.get(..64), rest.get(64..)) else {
-            return Err(refuse("expected 64 hex characters of an archive key after hyper://".to_owned()));
+            return Err(refuse(
+                "expected 64 hex characters of an archive key after hyper://".to_owned(),
+            ));
         };
         if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(refuse("expected 64 hex characters of an archive key after hyper://".to_owned()));
+            return Err(refuse(
+                "expected 64 hex characters of an archive key after hyper://".to_owned(),
+            ));
         }
-        let key: ArchiveKey = hex.parse().map_err(|err: ModelError| refuse(err.to_string()))?;
+        let key: ArchiveKey = hex
+            .parse()
+            .map_err(|err: ModelError| refuse(err.to_string()))?;
         match path.chars().next() {
             Some('/') => {}
-            None => return Err(refuse("expected / after the key (hyper://<key>/)".to_owned())),
+            None => {
+                return Err(refuse(
+                    "expected / after the key (hyper://<key>/)".to_owned(),
+                ))
+            }
             Some(':') => return Err(refuse("ports are not allowed".to_owned())),
-            Some(_) => return Err(refuse("expected exactly 64 hex characters, then /".to_owned())),
+            Some(_) => {
+                return Err(refuse(
+                    "expected exactly 64 hex characters, then /".to_owned(),
+                ))
+            }
         }
-        let path: FilePath = path.parse().map_err(|err: ModelError| refuse(err.to_string()))?;
+        let path: FilePath = path
+            .parse()
+            .map_err(|err: ModelError| refuse(err.to_string()))?;
         Ok(ArchiveUrl::new(key, path))
     }
 }
@@ -159,7 +184,10 @@ mod tests {
         let k = key(1);
         let root = format!("hyper://{k}/");
         check(&root, Ok(&root));
-        check(&format!("hyper://{}/", k.to_string().to_uppercase()), Ok(&root));
+        check(
+            &format!("hyper://{}/", k.to_string().to_uppercase()),
+            Ok(&root),
+        );
         let file = format!("hyper://{k}/statuses/x.json");
         check(&file, Ok(&file));
         let url: ArchiveUrl = root.parse().unwrap();
@@ -177,18 +205,33 @@ mod tests {
         check(&format!("dat://{k}/"), Err("must start with hyper://"));
         check(&k.to_string(), Err("must start with hyper://"));
         check(&format!("hyper://{k}:80/"), Err("ports are not allowed"));
-        check(&format!("hyper://user@{k}/"), Err("expected 64 hex characters"));
+        check(
+            &format!("hyper://user@{k}/"),
+            Err("expected 64 hex characters"),
+        );
         check(&format!("hyper://{k}/a?b=1"), Err("queries and fragments"));
         check(&format!("hyper://{k}/#top"), Err("queries and fragments"));
-        check(&format!("hyper://{k}0/"), Err("expected exactly 64 hex characters, then /"));
-        check(&format!("hyper://{}/", &k.to_string()[..63]), Err("expected 64 hex characters"));
+        check(
+            &format!("hyper://{k}0/"),
+            Err("expected exactly 64 hex characters, then /"),
+        );
+        check(
+            &format!("hyper://{}/", &k.to_string()[..63]),
+            Err("expected 64 hex characters"),
+        );
         check(&format!("hyper://{k}//"), Err("empty segment"));
         check(&format!("hyper://{k}/a/../b"), Err("`..` segments"));
         check(&format!("hyper://{k}/a\u{202e}b"), Err("U+202E"));
         check(&format!("hyper://{WEAK}/"), Err("weak (small-order)"));
-        check(&format!("hyper://{k}/{}", "a/".repeat(300)), Err("the limit is 512"));
+        check(
+            &format!("hyper://{k}/{}", "a/".repeat(300)),
+            Err("the limit is 512"),
+        );
         check("hyper://", Err("expected 64 hex characters"));
-        check("hyper://ééééééééééééééééééééééééééééééééé/", Err("expected 64 hex characters"));
+        check(
+            "hyper://ééééééééééééééééééééééééééééééééé/",
+            Err("expected 64 hex characters"),
+        );
     }
 
     #[test]
@@ -198,7 +241,10 @@ mod tests {
         check_lenient(&k.to_string(), Ok(&root));
         check_lenient(&format!("  {}\n", k.to_string().to_uppercase()), Ok(&root));
         check_lenient(&format!("hyper://{k}"), Ok(&root));
-        check_lenient(&format!("hyper://{k}/x.json"), Ok(&format!("hyper://{k}/x.json")));
+        check_lenient(
+            &format!("hyper://{k}/x.json"),
+            Ok(&format!("hyper://{k}/x.json")),
+        );
         check_lenient(WEAK, Err("weak (small-order)"));
         check_lenient("alice", Err("must start with hyper://"));
     }
@@ -215,14 +261,16 @@ mod tests {
 
     fn arb_key() -> impl Strategy<Value = ArchiveKey> {
         any::<[u8; 32]>().prop_map(|seed| {
-            ArchiveKey::from_bytes(SigningKey::from_bytes(&seed).verifying_key().to_bytes()).unwrap()
+            ArchiveKey::from_bytes(SigningKey::from_bytes(&seed).verifying_key().to_bytes())
+                .unwrap()
         })
     }
 
     fn arb_path() -> impl Strategy<Value = FilePath> {
-        prop::collection::vec("[a-zA-Z0-9._~ é日-]{1,20}", 0..5).prop_filter_map("dot segment", |segments| {
-            format!("/{}", segments.join("/")).parse().ok()
-        })
+        prop::collection::vec("[a-zA-Z0-9._~ é日-]{1,20}", 0..5)
+            .prop_filter_map("dot segment", |segments| {
+                format!("/{}", segments.join("/")).parse().ok()
+            })
     }
 
     proptest! {

@@ -1,0 +1,205 @@
+//! The data directory: the owner's secret key, and the logs of every archive this node keeps,
+//! with a lock so only one process writes an archive at a time.
+//!
+//! ```text
+//! <data-dir>/identity/secret_key      owner's ed25519 secret key, hex, mode 0600
+//! <data-dir>/archives/<key>/          tree, data, bitfield, LOCK
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::archive::Archive;
+use crate::crypto::{KeyError, KeyPair, PublicKey};
+use crate::log::{Access, DiskStorage, Log, LogError};
+
+/// Errors of the data directory.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} {}: {source}", path.display())]
+    Io { what: &'static str, path: PathBuf, source: io::Error },
+    #[error("no identity in {}: run `fritter init --name NAME` first (or `fritter import FILE`)", .0.display())]
+    NoIdentity(PathBuf),
+    #[error("an identity already exists in {}: its archive is hyper://{}/", .0.display(), .1)]
+    IdentityExists(PathBuf, PublicKey),
+    #[error("{}: {reason}", path.display())]
+    BadKeyFile { path: PathBuf, reason: String },
+    #[error("archive {key} is in use by another process ({holder}); stop it, or run the command while `fritter serve` is running so it goes through it")]
+    Locked { key: PublicKey, holder: String },
+    #[error("archive {0} is not stored in this data directory")]
+    UnknownArchive(PublicKey),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
+    let path = path.to_owned();
+    move |source| StoreError::Io { what, path, source }
+}
+
+/// A node's data directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// An open archive plus the lock that makes this process its only writer.
+pub struct OpenArchive {
+    pub archive: Archive,
+    _lock: Option<File>,
+}
+
+impl std::ops::Deref for OpenArchive {
+    type Target = Archive;
+    fn deref(&self) -> &Archive {
+        &self.archive
+    }
+}
+
+impl Store {
+    /// Uses `root` as the data directory (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Store { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn key_path(&self) -> PathBuf {
+        self.root.join("identity").join("secret_key")
+    }
+
+    pub fn archive_dir(&self, key: &PublicKey) -> PathBuf {
+        self.root.join("archives").join(key.to_hex())
+    }
+
+    /// The owner's key pair, if an identity was created or imported.
+    pub fn identity(&self) -> Result<Option<KeyPair>, StoreError> {
+        let path = self.key_path();
+        let mut text = String::new();
+        match File::open(&path) {
+            Ok(f) => {
+                f.take(1024).read_to_string(&mut text).map_err(io_err("reading", &path))?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::Io { what: "reading", path, source: e }),
+        }
+        let mut secret = [0u8; 64];
+        hex::decode_to_slice(text.trim(), &mut secret).map_err(|e| StoreError::BadKeyFile {
+            path: path.clone(),
+            reason: format!("expected 128 hex characters: {e}"),
+        })?;
+        Ok(Some(KeyPair::from_secret_key(&secret)?))
+    }
+
+    /// The owner's key pair, or an error that says how to create one.
+    pub fn require_identity(&self) -> Result<KeyPair, StoreError> {
+        self.identity()?.ok_or_else(|| StoreError::NoIdentity(self.root.clone()))
+    }
+
+    /// Saves a key pair as this node's identity; refuses to replace an existing one.
+    pub fn save_identity(&self, kp: &KeyPair) -> Result<(), StoreError> {
+        if let Some(existing) = self.identity()? {
+            return Err(StoreError::IdentityExists(self.root.clone(), existing.public()));
+        }
+        let path = self.key_path();
+        let dir = path.parent().unwrap_or(&self.root).to_owned();
+        fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io_err("securing", &dir))?;
+        let tmp = dir.join("secret_key.tmp");
+        {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io_err("writing", &tmp))?;
+            f.write_all(hex::encode(kp.secret_key()).as_bytes()).map_err(io_err("writing", &tmp))?;
+            f.sync_all().map_err(io_err("syncing", &tmp))?;
+        }
+        fs::rename(&tmp, &path).map_err(io_err("renaming", &path))?;
+        File::open(&dir).and_then(|d| d.sync_all()).map_err(io_err("syncing", &dir))?;
+        Ok(())
+    }
+
+    /// Takes the archive's write lock, or says who holds it.
+    fn lock(&self, key: &PublicKey) -> Result<File, StoreError> {
+        let dir = self.archive_dir(key);
+        fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+        let path = dir.join("LOCK");
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err("opening", &path))?;
+        // SAFETY: flock on a descriptor we own; no memory is shared.
+        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let mut holder = String::new();
+            let _ = f.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => "unknown process".to_owned(),
+                pid => format!("pid {pid}"),
+            };
+            return Err(StoreError::Locked { key: *key, holder });
+        }
+        f.set_len(0).map_err(io_err("writing", &path))?;
+        let _ = write!(f, "{}", std::process::id());
+        Ok(f)
+    }
+
+    /// Opens the owner's archive for writing (creating its log on first use).
+    pub fn open_own(&self) -> Result<OpenArchive, StoreError> {
+        let kp = self.require_identity()?;
+        let key = kp.public();
+        let lock = self.lock(&key)?;
+        let log = Log::open(&DiskStorage::new(self.archive_dir(&key)), key, Access::Writer(kp))?;
+        Ok(OpenArchive { archive: Archive::new(Arc::new(log)), _lock: Some(lock) })
+    }
+
+    /// Opens a replica of another archive, creating it if asked (this process becomes the one
+    /// that stores it).
+    pub fn open_replica(&self, key: &PublicKey) -> Result<OpenArchive, StoreError> {
+        let lock = self.lock(key)?;
+        let log = Log::open(&DiskStorage::new(self.archive_dir(key)), *key, Access::Replica)?;
+        Ok(OpenArchive { archive: Archive::new(Arc::new(log)), _lock: Some(lock) })
+    }
+
+    /// Opens any stored archive for reading only, without taking its lock.
+    pub fn open_view(&self, key: &PublicKey) -> Result<OpenArchive, StoreError> {
+        let dir = self.archive_dir(key);
+        if !dir.join("tree").exists() {
+            return Err(StoreError::UnknownArchive(*key));
+        }
+        let log = Log::open(&DiskStorage::new(dir), *key, Access::View)?;
+        Ok(OpenArchive { archive: Archive::new(Arc::new(log)), _lock: None })
+    }
+
+    /// Keys of every archive stored here.
+    pub fn archives(&self) -> Result<Vec<PublicKey>, StoreError> {
+        let dir = self.root.join("archives");
+        let mut keys = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(keys),
+            Err(e) => return Err(StoreError::Io { what: "listing", path: dir, source: e }),
+        };
+        for entry in entries.flatten() {
+            if let Some(k) = entry.file_name().to_str().and_then(|n| PublicKey::from_hex(n).ok()) {
+                keys.push(k);
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+}
