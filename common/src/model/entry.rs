@@ -329,7 +329,7 @@ mod tests {
         );
         check(
             &vec![b' '; MAX_ENTRY_BYTES + 1],
-            Err("entry is 65537 bytes; the limit is 65536"),
+            Err("entry is 1048577 bytes; the limit is 1048576"),
         );
         check(&vec![b'['; 10 << 20], Err("entry is 10485760 bytes"));
         check(
