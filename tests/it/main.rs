@@ -1,1 +1,5 @@
-//! End-to-end tests.
+//! End-to-end tests: the real `fritter` binary run against temporary data directories, and a
+//! crash loop that kills a writer with SIGKILL and checks that nothing acknowledged was lost.
+
+mod cli;
+mod crash;

@@ -141,7 +141,9 @@ pub struct Log {
     bitfield: Arc<dyn StorageFile>,
     state: Mutex<State>,
     cond: Condvar,
-    verified: Mutex<HashMap<u64, Hash>>,
+    /// Node index -> (fork, hash) of nodes already checked against the signed roots. The fork
+    /// keeps a read that raced a truncate from vouching for old nodes in the new tree.
+    verified: Mutex<HashMap<u64, (u64, Hash)>>,
 }
 
 /// Reads nodes from the `tree` file, hiding any node outside the tree of `length`.
@@ -171,7 +173,7 @@ fn read_node(tree: &dyn StorageFile, index: u64, name: &str) -> Result<Option<No
 
 impl NodeSource for DiskNodes<'_> {
     fn node(&self, index: u64) -> Result<Option<Node>, LogError> {
-        if flat::right_span(index) >= 2 * self.length {
+        if index >= 2 * MAX_LENGTH || flat::right_span(index) >= 2 * self.length {
             return Ok(None);
         }
         read_node(self.tree, index, self.name)
@@ -231,9 +233,11 @@ impl Log {
                 .open(file, create)
                 .map_err(|e| LogError::io(format!("{}/{file}", storage.describe()), e))
         };
-        let tree = open("tree")?;
+        // `tree` last: a crash while creating a log never leaves a `tree` without the others,
+        // and `tree` existing is what marks a stored log.
         let data = open("data")?;
         let bitfield = open("bitfield")?;
+        let tree = open("tree")?;
         let (keypair, writes) = match &access {
             Access::Writer(kp) => {
                 if kp.public() != key {
@@ -274,8 +278,26 @@ impl Log {
             cond: Condvar::new(),
             verified: Mutex::new(HashMap::new()),
         };
-        if writes {
-            log.repair_tail()?;
+        {
+            // A replica syncs the bitfield before the header that counts the blocks into
+            // `contiguous`; after a crash or a failed header write those blocks are marked but
+            // not counted, and contiguous scans would skip them until another block arrived.
+            let mut st = log.state.lock();
+            let st = &mut *st;
+            while st.contiguous < st.head.length
+                && st.bits.get(&*log.bitfield, st.contiguous).map_err(|e| log.io_err("bitfield", e))?
+            {
+                st.contiguous += 1;
+            }
+        }
+        // Only the owner's tail is cut. A replica's bytes past its head are blocks of a proof
+        // whose header a crash lost; their bitfield bits are set, and they become readable
+        // once an upgrade reaches them, so cutting them would leave marked blocks without data.
+        if log.keypair.is_some() {
+            let st = log.state.lock();
+            let (head, contiguous) = (st.head.clone(), st.contiguous);
+            drop(st);
+            log.repair_tail(&head, contiguous)?;
         }
         Ok(log)
     }
@@ -319,7 +341,11 @@ impl Log {
             match Self::head_from(tree, key, name, h) {
                 Ok(head) => return Ok((Some(h.clone()), head, fell_back || i > 0)),
                 Err(e) => {
-                    problems.push(e.to_string());
+                    // Keep only the reason: the final error names the archive once.
+                    problems.push(match e {
+                        LogError::Corrupt { reason, .. } => format!("header {}: {reason}", h.generation),
+                        e => e.to_string(),
+                    });
                     fell_back = true;
                 }
             }
@@ -364,23 +390,23 @@ impl Log {
         Ok(head)
     }
 
-    /// Cuts bytes a crash left after the last durable commit of a fully stored log.
-    fn repair_tail(&self) -> Result<(), LogError> {
-        let st = self.state.lock();
-        if st.contiguous != st.head.length {
+    /// Cuts bytes a crash (or a truncate) left after the durable head of a fully stored log.
+    /// Only called when no commit is in flight: at open, or under an exclusive claim.
+    fn repair_tail(&self, head: &TreeHead, contiguous: u64) -> Result<(), LogError> {
+        if contiguous != head.length {
             return Ok(());
         }
-        let tree_end = NODES_OFFSET + (2 * st.head.length).saturating_sub(1) * NODE_BYTES;
+        let tree_end = NODES_OFFSET + (2 * head.length).saturating_sub(1) * NODE_BYTES;
         let tree_len = self.tree.len().map_err(|e| self.io_err("tree", e))?;
         let data_len = self.data.len().map_err(|e| self.io_err("data", e))?;
-        if tree_len > tree_end.max(NODES_OFFSET) {
-            self.tree.set_len(tree_end.max(NODES_OFFSET)).map_err(|e| self.io_err("tree", e))?;
+        if tree_len > tree_end {
+            self.tree.set_len(tree_end).map_err(|e| self.io_err("tree", e))?;
         }
-        if data_len > st.head.byte_length {
-            self.data.set_len(st.head.byte_length).map_err(|e| self.io_err("data", e))?;
+        if data_len > head.byte_length {
+            self.data.set_len(head.byte_length).map_err(|e| self.io_err("data", e))?;
         }
-        if tree_len > tree_end.max(NODES_OFFSET) || data_len > st.head.byte_length {
-            tracing::info!(archive = %self.name, length = st.head.length, "removed a torn tail left by an interrupted commit");
+        if tree_len > tree_end || data_len > head.byte_length {
+            tracing::info!(archive = %self.name, length = head.length, "removed bytes past the durable head");
         }
         Ok(())
     }
@@ -559,10 +585,53 @@ impl Log {
         if length > old.length {
             return Err(LogError::BadTruncate { requested: length, length: old.length });
         }
+        st.committing = true;
+        let (generation, contiguous) = (st.generation, st.contiguous.min(length));
+        drop(st);
+        let result = self.commit_truncate(kp, &old, length, generation, contiguous);
+        let mut st = self.state.lock();
+        st.committing = false;
+        let out = match result {
+            Ok(head) => {
+                st.generation += 1;
+                st.contiguous = contiguous;
+                st.head = Arc::new(head);
+                self.verified.lock().clear();
+                // Nodes and bytes past the cut are garbage now. Dropping them is best effort:
+                // nothing outside the signed tree is ever read. Cut only once the new head is
+                // published, so a read that fails on the cut sees the fork change and reads
+                // again, and before the lock is released, so no append has written past the
+                // new end yet.
+                let head = st.head.clone();
+                if let Err(e) = self.repair_tail(&head, contiguous) {
+                    tracing::warn!(archive = %self.name, error = %e, "could not trim the log after truncating");
+                }
+                Ok(())
+            }
+            Err((e, poison)) => {
+                if poison {
+                    st.poisoned = Some(e.to_string());
+                }
+                Err(e)
+            }
+        };
+        self.cond.notify_all();
+        out
+    }
+
+    fn commit_truncate(
+        &self,
+        kp: &KeyPair,
+        old: &TreeHead,
+        length: u64,
+        generation: u64,
+        contiguous: u64,
+    ) -> Result<TreeHead, (LogError, bool)> {
         let src = DiskNodes { tree: &*self.tree, length: old.length, name: &self.name };
         let mut roots = Vec::new();
         for index in flat::full_roots(2 * length) {
-            roots.push(src.node(index)?.ok_or_else(|| self.corrupt(None, format!("node {index} missing")))?);
+            let node = src.node(index).map_err(|e| (e, false))?;
+            roots.push(node.ok_or_else(|| (self.corrupt(None, format!("node {index} missing")), false))?);
         }
         let mut head = TreeHead {
             fork: old.fork + 1,
@@ -573,33 +642,33 @@ impl Log {
         };
         head.signature = Some(kp.sign(&head.signable()));
         let h = Header {
-            generation: st.generation + 1,
+            generation: generation + 1,
             key: *self.key.as_bytes(),
             fork: head.fork,
             length,
-            contiguous: st.contiguous.min(length),
+            contiguous,
             byte_length: head.byte_length,
             signature: head.signature,
         };
-        if let Err(e) = self.write_header(&h) {
-            st.poisoned = Some(e.to_string());
-            return Err(e);
-        }
-        st.generation += 1;
-        st.contiguous = h.contiguous;
-        st.head = Arc::new(head);
-        self.verified.lock().clear();
-        // Nodes and bytes past the cut are garbage now; dropping them is best effort since
-        // nothing outside the signed tree is ever read.
-        drop(st);
-        let _ = self.repair_tail();
-        Ok(())
+        self.write_header(&h).map_err(|e| (e, true))?;
+        Ok(head)
     }
 
     // ---- reads ----
 
     /// Reads block `seq`, verified up to the signed roots.
     pub fn get(&self, seq: u64) -> Result<Vec<u8>, LogError> {
+        loop {
+            let fork = self.head().fork;
+            match self.get_once(seq) {
+                // A truncate cut or rewrote the files under this read: read again under the new head.
+                Err(_) if self.head().fork != fork => continue,
+                r => return r,
+            }
+        }
+    }
+
+    fn get_once(&self, seq: u64) -> Result<Vec<u8>, LogError> {
         let (head, has) = {
             let mut st = self.state.lock();
             let head = st.head.clone();
@@ -640,6 +709,25 @@ impl Log {
     /// Calls `f(seq, block)` for blocks `start..end` in order, each verified. Reads the leaf
     /// nodes and the data in large chunks, so this is the fast path for scans.
     pub fn for_each(&self, start: u64, end: u64, mut f: impl FnMut(u64, &[u8]) -> Result<(), LogError>) -> Result<(), LogError> {
+        let mut next = start;
+        loop {
+            let fork = self.head().fork;
+            let mut caller_stopped = false;
+            let result = self.for_each_once(next, end, |seq, block| {
+                f(seq, block).inspect_err(|_| caller_stopped = true)?;
+                next = seq + 1;
+                Ok(())
+            });
+            match result {
+                // A truncate cut or rewrote the files under this scan: go on from the first
+                // entry not yet delivered, under the new head.
+                Err(_) if !caller_stopped && self.head().fork != fork => continue,
+                r => return r,
+            }
+        }
+    }
+
+    fn for_each_once(&self, start: u64, end: u64, mut f: impl FnMut(u64, &[u8]) -> Result<(), LogError>) -> Result<(), LogError> {
         let (head, contiguous) = {
             let st = self.state.lock();
             (st.head.clone(), st.contiguous)
@@ -716,18 +804,20 @@ impl Log {
                 if root.hash != cur.hash || root.size != cur.size {
                     return Err(self.corrupt(seq, format!("tree node {} does not match the signed root", cur.index)));
                 }
-                self.remember(checked);
+                self.remember(checked, head.fork);
                 return Ok(());
             }
             {
                 let cache = self.verified.lock();
-                if let Some(h) = cache.get(&cur.index) {
-                    if *h != cur.hash {
-                        return Err(self.corrupt(seq, format!("tree node {} does not match its verified hash", cur.index)));
+                if let Some(&(fork, h)) = cache.get(&cur.index) {
+                    if fork == head.fork {
+                        if h != cur.hash {
+                            return Err(self.corrupt(seq, format!("tree node {} does not match its verified hash", cur.index)));
+                        }
+                        drop(cache);
+                        self.remember(checked, head.fork);
+                        return Ok(());
                     }
-                    drop(cache);
-                    self.remember(checked);
-                    return Ok(());
                 }
             }
             let sib_index = flat::sibling(cur.index);
@@ -748,7 +838,7 @@ impl Log {
         Err(self.corrupt(seq, "tree path does not reach a root"))
     }
 
-    fn remember(&self, checked: Vec<(u64, Hash)>) {
+    fn remember(&self, checked: Vec<(u64, Hash)>, fork: u64) {
         if checked.is_empty() {
             return;
         }
@@ -756,7 +846,7 @@ impl Log {
         if cache.len() + checked.len() > VERIFIED_CACHE {
             cache.clear();
         }
-        cache.extend(checked);
+        cache.extend(checked.into_iter().map(|(index, hash)| (index, (fork, hash))));
     }
 
     /// Whether block `seq` is stored locally.
@@ -769,6 +859,32 @@ impl Log {
             return Ok(true);
         }
         st.bits.get(&*self.bitfield, seq).map_err(|e| self.io_err("bitfield", e))
+    }
+
+    /// How many nodes above block `seq` a request must ask for (`nodes` of a [`RequestBlock`],
+    /// `missingNodes` in merkle-tree.js), except that the walk stops only at a stored node whose
+    /// own path to the signed roots is stored: nodes left by a failed or interrupted proof do not
+    /// count, so asking again brings what they lack.
+    pub fn missing_nodes(&self, seq: u64) -> Result<u64, LogError> {
+        let head = self.head();
+        if seq >= head.length {
+            return Ok(0);
+        }
+        let src = DiskNodes { tree: &*self.tree, length: head.length, name: &self.name };
+        let mut index = 2 * seq;
+        let mut count = 0;
+        while flat::right_span(index) < 2 * head.length && count < 64 {
+            if let Some(node) = src.node(index)? {
+                match self.verify_path(&src, &head, node, None) {
+                    Ok(()) => return Ok(count),
+                    Err(LogError::Corrupt { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            count += 1;
+            index = flat::parent(index);
+        }
+        Ok(count)
     }
 
     // ---- proofs ----
@@ -832,7 +948,18 @@ impl Log {
         let disk = DiskNodes { tree: &*self.tree, length: base.length, name: &self.name };
         if let Some(root) = v.unverified_root {
             match disk.node(root.index).map_err(|e| (e, false))? {
-                Some(stored) if stored.hash == root.hash && stored.size == root.size => {}
+                Some(stored) if stored.hash == root.hash && stored.size == root.size => {
+                    // A proof that failed or was cut off by a crash can leave some nodes of its
+                    // path stored without their siblings. Such a node cannot vouch for this
+                    // proof: blocks under it would be stored yet never verify.
+                    self.verify_path(&disk, base, stored, None).map_err(|e| match e {
+                        LogError::Corrupt { reason, .. } => (
+                            LogError::invalid_proof(format!("stored node {} does not reach the signed roots ({reason})", root.index)),
+                            false,
+                        ),
+                        e => (e, false),
+                    })?;
+                }
                 Some(_) => return Err((LogError::invalid_proof(format!("node {} does not match the stored tree", root.index)), false)),
                 None => return Err((LogError::invalid_proof(format!("proof does not connect to a stored node (node {})", root.index)), false)),
             }

@@ -61,16 +61,21 @@ impl DiskStorage {
 
 impl Storage for DiskStorage {
     fn open(&self, name: &str, create: bool) -> io::Result<Arc<dyn StorageFile>> {
-        if create {
-            std::fs::create_dir_all(&self.dir)?;
+        let path = self.dir.join(name);
+        match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(file) => return Ok(Arc::new(DiskFile { file })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && create => {}
+            Err(e) => return Err(e),
         }
-        let file = OpenOptions::new().read(true).write(true).create(create).open(self.dir.join(name))?;
-        if create {
-            // Make the directory entry itself durable, or a crash could lose the new file.
-            if let Ok(d) = File::open(&self.dir) {
-                let _ = d.sync_all();
+        if !self.dir.exists() {
+            std::fs::create_dir_all(&self.dir)?;
+            if let Some(parent) = self.dir.parent() {
+                File::open(parent)?.sync_all()?;
             }
         }
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+        // Make the new directory entry durable, or a crash could lose the file.
+        File::open(&self.dir)?.sync_all()?;
         Ok(Arc::new(DiskFile { file }))
     }
 

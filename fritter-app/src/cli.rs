@@ -1,0 +1,174 @@
+//! The command line: every command and flag of `fritter`, with the help texts users read.
+
+// The doc comments below are the terminal help texts, so they write `<key>` and `[path]` as a
+// user reads them, not as rustdoc's HTML and links.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Fritter: a peer-to-peer microblog. Everything you write goes into your own signed archive,
+/// `hyper://<key>/`, that only you can write and anyone can verify.
+#[derive(Debug, Parser)]
+#[command(name = "fritter", version, propagate_version = true)]
+#[command(after_help = "Start with `fritter init --name NAME`, then `fritter post \"Hello #fritter\"`.\n\
+Set RUST_LOG=debug for detailed logs on stderr.")]
+pub struct Cli {
+    /// Data directory holding your identity and archives [default: $FRITTER_DATA_DIR, else
+    /// $XDG_DATA_HOME/fritter, else ~/.local/share/fritter]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Print one machine-readable JSON value on stdout instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands of `fritter`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create your identity and archive, with a profile
+    Init {
+        /// Your display name (1 to 64 characters)
+        #[arg(long)]
+        name: String,
+        /// A short description of yourself (up to 512 characters)
+        #[arg(long, default_value = "")]
+        bio: String,
+    },
+
+    /// Print the address of your archive, to share with others
+    Url,
+
+    /// Show your profile, or change the fields given
+    Profile {
+        /// New display name
+        #[arg(long)]
+        name: Option<String>,
+        /// New description of yourself (an empty string clears it)
+        #[arg(long)]
+        bio: Option<String>,
+    },
+
+    /// Publish a status; #tags and @mentions of people you follow are picked up from the text
+    #[command(after_help = "Example: fritter post \"Lunch with @bob at the #café\"")]
+    Post {
+        /// What to say (1 to 1000 characters)
+        #[arg(allow_hyphen_values = true)]
+        text: String,
+    },
+
+    /// Reply to a status of yours or of an archive held locally
+    #[command(after_help = "Example: fritter reply hyper://<key>/statuses/<id>.json \"Agreed!\"")]
+    Reply {
+        /// The status answered: hyper://<key>/statuses/<id>.json, or /statuses/<id>.json for yours
+        url: String,
+        /// What to say (1 to 1000 characters)
+        #[arg(allow_hyphen_values = true)]
+        text: String,
+    },
+
+    /// Like a status (once; `fritter unlike` takes it back)
+    Like {
+        /// The status liked: hyper://<key>/statuses/<id>.json, or /statuses/<id>.json for yours
+        url: String,
+    },
+
+    /// Take back a like
+    Unlike {
+        /// The status once liked
+        url: String,
+    },
+
+    /// Delete a file of your archive; the history keeps that it existed
+    Delete {
+        /// A file of your archive: hyper://<your key>/statuses/<id>.json or /statuses/<id>.json
+        url: String,
+    },
+
+    /// Follow an archive: its statuses go to your feed and @names resolve against it
+    Follow {
+        /// The archive: hyper://<key>/ or the bare 64-hex key
+        url: String,
+    },
+
+    /// Stop following an archive
+    Unfollow {
+        /// The archive: hyper://<key>/ or the bare 64-hex key
+        url: String,
+    },
+
+    /// Print a file as JSON
+    #[command(after_help = "Examples: fritter show /profile.json\n          fritter show hyper://<key>/statuses/<id>.json")]
+    Show {
+        /// A path in your archive (/profile.json) or the URL of a file of any archive held locally
+        path: String,
+    },
+
+    /// List the files under a folder
+    Ls {
+        /// A folder of your archive (/statuses) or of any archive held locally (hyper://<key>/)
+        #[arg(default_value = "/")]
+        path: String,
+    },
+
+    /// Show the history of an archive: every write and delete, with its entry hash
+    Log {
+        /// Only entries touching this path; or hyper://<key>/[path] for an archive held locally
+        path: Option<String>,
+    },
+
+    /// Save your secret key and archive to a file, to move machines or keep a backup
+    Export {
+        /// The backup file to write; it holds your secret key, so keep it private
+        file: PathBuf,
+        /// Replace the file if it exists
+        #[arg(long)]
+        force: bool,
+    },
+
+    /// Restore an identity and archive from a backup into an empty data directory
+    Import {
+        /// A file written by `fritter export`
+        file: PathBuf,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_and_flag_has_help() {
+        let cli = Cli::command();
+        for sub in cli.get_subcommands() {
+            assert!(sub.get_about().is_some(), "{} has no help", sub.get_name());
+            for arg in sub.get_arguments() {
+                assert!(
+                    arg.get_help().is_some(),
+                    "{} {} has no help",
+                    sub.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() {
+        let cli = Cli::try_parse_from(["fritter", "post", "--json", "-x", "--data-dir", "/d"]).unwrap();
+        assert!(cli.json);
+        assert_eq!(cli.data_dir, Some(PathBuf::from("/d")));
+        assert!(matches!(cli.command, Command::Post { text } if text == "-x"));
+    }
+}
