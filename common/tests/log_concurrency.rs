@@ -18,9 +18,10 @@ fn block(t: usize, i: usize) -> Vec<u8> {
     format!("thread {t} append {i} {}", "z".repeat((t * 31 + i * 7) % 90)).into_bytes()
 }
 
-/// `threads` writers append `per_thread` blocks each (every fifth call a batch of three);
-/// checks the seqs are distinct and dense and each reads back as its thread wrote it.
-fn many_writers(storage: &dyn Storage, threads: usize, per_thread: usize) {
+/// `threads` writers append `per_thread` blocks each (with `batches`, every fifth call is a
+/// batch of three); checks the seqs are distinct and dense and each reads back as its thread
+/// wrote it.
+fn many_writers(storage: &dyn Storage, threads: usize, per_thread: usize, batches: bool) {
     let kp = keypair();
     let log = Log::open(storage, kp.public(), Access::Writer(kp.clone())).unwrap();
     let written: Vec<Vec<(u64, Vec<u8>)>> = std::thread::scope(|s| {
@@ -31,7 +32,7 @@ fn many_writers(storage: &dyn Storage, threads: usize, per_thread: usize) {
                     let mut out = Vec::with_capacity(per_thread);
                     let mut i = 0;
                     while i < per_thread {
-                        if i % 5 == 4 && i + 3 <= per_thread {
+                        if batches && i % 5 == 4 && i + 3 <= per_thread {
                             let blocks: Vec<Vec<u8>> = (i..i + 3).map(|j| block(t, j)).collect();
                             let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
                             let first = log.append_batch(&refs).unwrap();
@@ -72,13 +73,18 @@ fn many_writers(storage: &dyn Storage, threads: usize, per_thread: usize) {
 
 #[test]
 fn sixteen_threads_of_200_appends_get_distinct_dense_seqs() {
-    many_writers(&SimDisk::new(), 16, 200);
+    many_writers(&SimDisk::new(), 16, 200, false);
+}
+
+#[test]
+fn sixteen_threads_mixing_appends_and_batches() {
+    many_writers(&SimDisk::new(), 16, 100, true);
 }
 
 #[test]
 fn eight_threads_on_the_real_disk() {
     let dir = tempfile::tempdir().unwrap();
-    many_writers(&DiskStorage::new(dir.path()), 8, 40);
+    many_writers(&DiskStorage::new(dir.path()), 8, 40, true);
 }
 
 #[test]

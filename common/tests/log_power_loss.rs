@@ -2,11 +2,15 @@
 //! at a random write or sync, and the log is reopened. No acknowledged append or truncate may be
 //! lost, open must never fail and every entry must read back verified. The same harness, run on a
 //! disk whose `data` or `tree` syncs do nothing, must notice within 200 seeds (Jepsen's no-lost-ack
-//! rule; FoundationDB-style deterministic simulation).
+//! rule; FoundationDB-style deterministic simulation). A replica taking upgrades and blocks
+//! gets the same treatment on a fifth as many seeds.
 //!
 //!     FRITTER_SIM_SEEDS=100000 cargo test -p fritter-common --test log_power_loss
 //!
-//! A failure names its seed; `FRITTER_SIM_SEED=<n>` replays just that one.
+//! Each seed runs two rounds (write, lose power, reopen and check, write on, lose power again).
+//! Every fifth seed has several writer threads, every third of the others truncates. A failure
+//! names its seed; `FRITTER_SIM_SEED=<n>` replays just that one (exactly, except for the thread
+//! interleaving of the threaded seeds).
 
 use std::collections::HashMap;
 use std::io;

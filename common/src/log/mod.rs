@@ -364,7 +364,13 @@ impl Log {
             })?;
             roots.push(node);
         }
-        let byte_length: u64 = roots.iter().map(|r| r.size).sum();
+        // Checked: the sizes come from disk, and a corrupt pair must not overflow (a fuzzed
+        // `tree` file did, see common/fuzz/regressions/storage_open).
+        let byte_length = roots.iter().try_fold(0u64, |sum, r| sum.checked_add(r.size)).ok_or_else(|| LogError::Corrupt {
+            archive: name.to_owned(),
+            seq: None,
+            reason: format!("root sizes of length {} overflow", h.length),
+        })?;
         let head = TreeHead { fork: h.fork, length: h.length, byte_length, roots, signature: h.signature };
         if byte_length != h.byte_length {
             return Err(LogError::Corrupt {
@@ -631,7 +637,10 @@ impl Log {
         let mut roots = Vec::new();
         for index in flat::full_roots(2 * length) {
             let node = src.node(index).map_err(|e| (e, false))?;
-            roots.push(node.ok_or_else(|| (self.corrupt(None, format!("node {index} missing")), false))?);
+            let node = node.ok_or_else(|| (self.corrupt(None, format!("node {index} missing")), false))?;
+            // The new fork is signed over these nodes: a corrupt one must not get a signature.
+            self.verify_path(&src, old, node, None).map_err(|e| (e, false))?;
+            roots.push(node);
         }
         let mut head = TreeHead {
             fork: old.fork + 1,

@@ -117,11 +117,13 @@ pub fn byte_offset(src: &dyn NodeSource, head: &TreeHead, index: u64) -> Result<
     }
     let index = if index & 1 == 1 { flat::left_span(index) } else { index };
     let mut span_end = 0u64;
+    // Checked sums: inner node sizes come from disk or a peer before anything verified them.
+    let overflow = || LogError::invalid_request(format!("byte offset of node {index} overflows"));
     let mut offset = 0u64;
     for root in &head.roots {
         span_end += 2 * (root.index - span_end + 1);
         if index >= span_end {
-            offset += root.size;
+            offset = offset.checked_add(root.size).ok_or_else(overflow)?;
             continue;
         }
         let mut ite = Iter::new(root.index);
@@ -134,7 +136,7 @@ pub fn byte_offset(src: &dyn NodeSource, head: &TreeHead, index: u64) -> Result<
             if index < ite.index {
                 ite.left_child();
             } else {
-                offset += need(src, ite.left_child())?.size;
+                offset = offset.checked_add(need(src, ite.left_child())?.size).ok_or_else(overflow)?;
                 ite.sibling();
             }
         }
@@ -533,6 +535,12 @@ fn check_nodes(nodes: &[Node]) -> Result<(), LogError> {
     }
     if let Some(n) = nodes.iter().find(|n| n.index >= MAX_INDEX) {
         return Err(LogError::invalid_proof(format!("node index {} is out of range", n.index)));
+    }
+    // A node can hold no more than its leaves' worth of maximum-size blocks; anything larger
+    // would make us address absurd byte offsets.
+    let max_block = crate::log::MAX_BLOCK_BYTES as u64;
+    if let Some(n) = nodes.iter().find(|n| n.size > flat::count_leaves(n.index) * max_block) {
+        return Err(LogError::invalid_proof(format!("node {} claims {} bytes, more than its blocks can hold", n.index, n.size)));
     }
     Ok(())
 }

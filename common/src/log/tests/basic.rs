@@ -245,3 +245,67 @@ fn a_read_that_raced_a_truncate_cannot_vouch_for_old_nodes() {
     log.remember(old, old_fork);
     check(&log, &expected);
 }
+
+/// Overwrites stored node `index` of the log on `disk`.
+fn poke_node(disk: &SimDisk, index: u64, edit: impl FnOnce(&mut Node)) {
+    let tree = disk.open("tree", false).unwrap();
+    let mut node = read_node(&*tree, index, "test").unwrap().unwrap();
+    edit(&mut node);
+    tree.write_all_at(&encode_node(&node), NODES_OFFSET + index * NODE_BYTES).unwrap();
+}
+
+#[test]
+fn open_survives_root_sizes_that_overflow() {
+    // Found by the `storage_open` fuzz target: two roots whose sizes sum past u64::MAX.
+    let disk = SimDisk::new();
+    let kp = keypair(9);
+    filled(&disk, &kp, 3);
+    // Length 3 has roots 1 (blocks 0 and 1) and 4 (block 2).
+    poke_node(&disk, 1, |n| n.size = u64::MAX);
+    poke_node(&disk, 4, |n| n.size = 7);
+    // The older header (length 1, commits were 1 and 3) does not use node 1: open falls back.
+    let log = Log::open(&disk, kp.public(), Access::View).unwrap();
+    check(&log, &[block(0)]);
+    drop(log);
+    let log = writer(&disk, &kp);
+    check(&log, &[block(0)]);
+}
+
+#[test]
+fn truncate_refuses_to_sign_a_corrupt_node() {
+    // After truncating to 6, nodes 3 and 9 become the signed roots; a flipped bit in node 9
+    // must stop the truncate instead of being signed into the new fork.
+    let disk = SimDisk::new();
+    let kp = keypair(10);
+    let log = filled(&disk, &kp, 20);
+    let info = log.info();
+    poke_node(&disk, 9, |n| n.hash[0] ^= 1);
+    let err = log.truncate(6).unwrap_err();
+    assert!(matches!(err, LogError::Corrupt { .. }), "{err:?}");
+    assert_eq!(log.info(), info);
+    drop(log);
+    let log = writer(&disk, &kp);
+    assert_eq!(log.info(), info);
+    poke_node(&disk, 9, |n| n.hash[0] ^= 1);
+    log.truncate(6).unwrap();
+    check(&log, &(0..6).map(block).collect::<Vec<_>>());
+}
+
+#[test]
+fn reads_survive_node_sizes_that_overflow() {
+    // Sizes of inner nodes come from disk unverified while the byte offset is computed; two
+    // huge ones must give a corruption error, not an overflow.
+    let disk = SimDisk::new();
+    let kp = keypair(11);
+    let log = filled(&disk, &kp, 16);
+    // Reading block 15 adds the sizes of nodes 7 and 19 (left children on its path).
+    poke_node(&disk, 7, |n| n.size = u64::MAX - 5);
+    poke_node(&disk, 19, |n| n.size = u64::MAX - 5);
+    for seq in [15, 13, 11] {
+        let err = log.get(seq).unwrap_err();
+        assert!(matches!(err, LogError::Corrupt { seq: Some(s), .. } if s == seq), "{err:?}");
+    }
+    let err = log.read_range(12, 16).unwrap_err();
+    assert!(matches!(err, LogError::Corrupt { seq: Some(12), .. }), "{err:?}");
+    assert_eq!(log.get(3).unwrap(), block(3));
+}
