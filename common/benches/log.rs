@@ -1,7 +1,7 @@
 //! Throughput of the signed log, measured in the same run as the JS reference (hypercore 11).
 //!
 //!     cargo bench -p fritter-common --bench log
-//!     FRITTER_BENCH_QUICK=1 cargo bench -p fritter-common --bench log      # smoke run, ~20 s
+//!     FRITTER_BENCH_QUICK=1 cargo bench -p fritter-common --bench log      # smoke run, ~25 s
 //!     cargo bench -p fritter-common --bench log -- --seconds 5 --no-js
 //!
 //! Options (flag or environment variable):
@@ -11,6 +11,10 @@
 //!   --opens K          FRITTER_BENCH_OPENS=K      repeated opens to time (default 200)
 //!   --no-js            FRITTER_BENCH_NO_JS=1      skip the JS reference
 //!   --dir D            FRITTER_BENCH_DIR=D        where temp dirs go (default <target>/bench-tmp)
+//!   --rounds R         FRITTER_BENCH_ROUNDS=R     rounds of the append phases (default 3, quick 1);
+//!                                                 each round runs JS then ours; the median is shown
+//!   --wait-idle S      FRITTER_BENCH_WAIT_IDLE=S  before each round wait up to S seconds for an idle
+//!                                                 machine (useful on a shared box)
 //!   --only P[,P..]     FRITTER_BENCH_ONLY=P,..    run only some phases (for profiling): js, single,
 //!                                                 batch, read (build, scans, gets, opens), storage
 //!
@@ -43,6 +47,8 @@ struct Cfg {
     js: bool,
     dir: PathBuf,
     only: Option<Vec<String>>,
+    rounds: usize,
+    wait_idle: f64,
 }
 
 impl Cfg {
@@ -70,6 +76,8 @@ fn parse_cfg() -> Cfg {
     let mut opens: Option<usize> = env_parse("FRITTER_BENCH_OPENS");
     let mut js = !env_flag("FRITTER_BENCH_NO_JS");
     let mut dir: Option<PathBuf> = std::env::var_os("FRITTER_BENCH_DIR").map(PathBuf::from);
+    let mut rounds: Option<usize> = env_parse("FRITTER_BENCH_ROUNDS");
+    let mut wait_idle: f64 = env_parse("FRITTER_BENCH_WAIT_IDLE").unwrap_or(0.0);
     let mut only: Option<String> = std::env::var("FRITTER_BENCH_ONLY").ok().filter(|s| !s.is_empty());
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -83,6 +91,8 @@ fn parse_cfg() -> Cfg {
             "--opens" => opens = Some(value("a number").parse().expect("--opens")),
             "--dir" => dir = Some(PathBuf::from(value("a path"))),
             "--only" => only = Some(value("a list of phases")),
+            "--rounds" => rounds = Some(value("a number").parse().expect("--rounds")),
+            "--wait-idle" => wait_idle = value("seconds").parse().expect("--wait-idle"),
             other if other.starts_with("--") => eprintln!("ignoring unknown option {other}"),
             _ => {} // a libtest-style filter: ignored
         }
@@ -98,6 +108,8 @@ fn parse_cfg() -> Cfg {
         js,
         dir: dir.unwrap_or_else(|| target.join("bench-tmp")),
         only: only.map(|o| o.split(',').map(|p| p.trim().to_owned()).collect()),
+        rounds: rounds.unwrap_or(if quick { 1 } else { 3 }).max(1),
+        wait_idle,
     }
 }
 
@@ -260,6 +272,71 @@ fn human(r: f64) -> String {
         format!("{:.1}k", r / 1e3)
     } else {
         format!("{r:.0}")
+    }
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    Some(v[v.len() / 2])
+}
+
+fn median_result(v: &[AppendResult]) -> Option<&AppendResult> {
+    let mut refs: Vec<&AppendResult> = v.iter().collect();
+    refs.sort_by(|a, b| a.per_sec().partial_cmp(&b.per_sec()).expect("no NaN"));
+    refs.get(refs.len() / 2).copied()
+}
+
+/// p50 of 4 KiB `pwrite` + `fdatasync` on the bench disk: how expensive durability is right now.
+fn fsync_probe(cfg: &Cfg) -> f64 {
+    use std::os::unix::fs::FileExt;
+    let dir = fresh_dir(cfg, "probe");
+    let f = fs::OpenOptions::new().create(true).read(true).write(true).open(dir.path().join("probe")).expect("probe file");
+    let buf = [7u8; 4096];
+    let n = if cfg.quick { 50 } else { 200 };
+    let mut t = Vec::with_capacity(n);
+    for i in 0..n {
+        let t0 = Instant::now();
+        f.write_all_at(&buf, (i * 4096) as u64).expect("probe write");
+        f.sync_data().expect("probe sync");
+        t.push(t0.elapsed().as_secs_f64() * 1e6);
+    }
+    median(t).unwrap_or(f64::NAN)
+}
+
+/// CPU time of the whole machine, busy and total, in clock ticks.
+fn cpu_ticks() -> (u64, u64) {
+    let s = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = s.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    if v.len() < 5 {
+        return (0, 0);
+    }
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v[3] + v[4];
+    (total - idle, total)
+}
+
+/// With `--wait-idle S`, waits up to S seconds for the machine to be idle (under 10% busy over
+/// two seconds) so other work on a shared machine does not skew the round.
+fn wait_idle(cfg: &Cfg) {
+    if cfg.wait_idle <= 0.0 {
+        return;
+    }
+    let start = Instant::now();
+    loop {
+        let (b0, t0) = cpu_ticks();
+        std::thread::sleep(Duration::from_secs(2));
+        let (b1, t1) = cpu_ticks();
+        let busy = (b1 - b0) as f64 / (t1 - t0).max(1) as f64;
+        if busy < 0.10 {
+            return;
+        }
+        if start.elapsed().as_secs_f64() > cfg.wait_idle {
+            println!("  machine still {:.0}% busy after waiting {:.0}s; going ahead", busy * 100.0, cfg.wait_idle);
+            return;
+        }
     }
 }
 
@@ -638,30 +715,98 @@ fn main() {
         println!("WARNING: debug build; run with `cargo bench` for release figures");
     }
 
-    // (1) the reference, first, alone on the machine.
-    let js = run_js(&cfg);
-    println!("JS reference: {}", js.note);
+    // (1) + (2): the append figures, in rounds. Each round runs the JS reference and then ours
+    // back to back, so both see the same disk; the table shows the median round.
+    let single_threads = [1usize, 8, 64, 256];
+    let batch_sizes = [100usize, 1000];
+    let mut js_rounds: Vec<Js> = Vec::new();
+    let mut fsync_rounds: Vec<f64> = Vec::new();
+    let mut single_rounds: Vec<Vec<AppendResult>> = single_threads.iter().map(|_| Vec::new()).collect();
+    let mut batch_rounds: Vec<Vec<AppendResult>> = batch_sizes.iter().map(|_| Vec::new()).collect();
+    let appends = cfg.runs("js") || cfg.runs("single") || cfg.runs("batch");
+    for round in 1..=cfg.rounds {
+        if !appends {
+            break;
+        }
+        wait_idle(&cfg);
+        let probe = fsync_probe(&cfg);
+        println!("round {round}/{}: load {}; raw 4 KiB write+fdatasync p50 {probe:.0}us", cfg.rounds, loadavg());
+        fsync_rounds.push(probe);
+        let js = run_js(&cfg);
+        println!("  JS reference: {}", js.note);
+        if let Some(s) = js.single {
+            println!(
+                "  JS: single {}/s (p50 {:.0}us), 64 in flight {}/s, batch 100 {}/s, batch 1000 {}/s",
+                human(s),
+                js.single_p50_us.unwrap_or(f64::NAN),
+                js.concurrent_64.map(human).unwrap_or_default(),
+                js.batch_100.map(human).unwrap_or_default(),
+                js.batch_1000.map(human).unwrap_or_default()
+            );
+        }
+        if cfg.runs("single") {
+            for (i, threads) in single_threads.iter().enumerate() {
+                eprintln!("[fritter] round {round}: single appends, {threads} writer threads");
+                let r = bench_single(&cfg, *threads);
+                println!("  single appends x{threads}: {}/s: {}", human(r.per_sec()), r.detail());
+                single_rounds[i].push(r);
+            }
+        }
+        if cfg.runs("batch") {
+            for (i, batch) in batch_sizes.iter().enumerate() {
+                eprintln!("[fritter] round {round}: batched appends of {batch}");
+                let r = bench_batch(&cfg, *batch);
+                println!("  batches of {batch}: {}/s: {}", human(r.per_sec()), r.detail());
+                batch_rounds[i].push(r);
+            }
+        }
+        js_rounds.push(js);
+    }
+
+    let js_med = |f: fn(&Js) -> Option<f64>| median(js_rounds.iter().filter_map(f).collect());
+    let js_single = js_med(|j| j.single);
+    let js_note = js_rounds.first().map(|j| j.note.clone()).unwrap_or_else(|| "not run".into());
     let ratio_to = |ours: f64, js: Option<f64>| js.map(|j| format!("{:.1}x", ours / j)).unwrap_or_else(|| "-".into());
     let js_str = |js: Option<f64>| js.map(|j| format!("{}/s", human(j))).unwrap_or_else(|| "-".into());
+    let spread = |v: &[AppendResult]| {
+        let r: Vec<f64> = v.iter().map(AppendResult::per_sec).collect();
+        if r.len() < 2 {
+            String::new()
+        } else {
+            let lo = r.iter().cloned().fold(f64::INFINITY, f64::min);
+            let hi = r.iter().cloned().fold(0.0, f64::max);
+            format!(" ({}-{})", human(lo), human(hi))
+        }
+    };
     let mut rows = Vec::new();
-
-    // (2) ours.
-    let single_goal = js.single.map(|j| 5.0 * j);
-    for threads in [1usize, 8, 64, 256].into_iter().filter(|_| cfg.runs("single")) {
-        eprintln!("[fritter] single appends, {threads} writer threads");
-        let r = bench_single(&cfg, threads);
-        println!("  single appends x{threads}: {}", r.detail());
-        let concurrent = threads > 1;
+    if let Some(p) = median(fsync_rounds.clone()) {
         rows.push(Row {
-            figure: format!("durable single appends, {threads} writer{}", if threads == 1 { "" } else { "s" }),
-            ours: format!("{}/s", human(r.per_sec())),
+            figure: "raw disk: 4 KiB pwrite + fdatasync, p50".into(),
+            ours: format!("{p:.0} us"),
+            goal: "(info)".into(),
+            js: "-".into(),
+            ratio: "-".into(),
+            result: "info",
+        });
+    }
+    let single_goal = js_single.map(|j| 5.0 * j);
+    for (i, threads) in single_threads.iter().enumerate() {
+        let Some(r) = median_result(&single_rounds[i]) else { continue };
+        let concurrent = *threads > 1;
+        rows.push(Row {
+            figure: format!(
+                "durable single appends, {threads} writer{} ({:.0}/commit)",
+                if *threads == 1 { "" } else { "s" },
+                r.entries as f64 / r.commits.max(1) as f64
+            ),
+            ours: format!("{}/s{}", human(r.per_sec()), spread(&single_rounds[i])),
             goal: match (concurrent, single_goal) {
                 (false, _) => "(info)".into(),
                 (true, Some(g)) => format!(">= 5x JS = {}/s", human(g)),
                 (true, None) => ">= 5x JS".into(),
             },
-            js: js_str(js.single),
-            ratio: ratio_to(r.per_sec(), js.single),
+            js: js_str(js_single),
+            ratio: ratio_to(r.per_sec(), js_single),
             result: match (concurrent, single_goal) {
                 (false, _) => "info",
                 (true, Some(g)) => verdict(r.per_sec() >= g),
@@ -669,14 +814,22 @@ fn main() {
             },
         });
     }
-    for batch in [100usize, 1000].into_iter().filter(|_| cfg.runs("batch")) {
-        eprintln!("[fritter] batched appends of {batch}");
-        let r = bench_batch(&cfg, batch);
-        println!("  batches of {batch}: {}", r.detail());
-        let j = if batch == 100 { js.batch_100 } else { js.batch_1000 };
+    if let Some(c) = js_med(|j| j.concurrent_64) {
+        rows.push(Row {
+            figure: "JS: 64 appends in flight from one event loop".into(),
+            ours: "-".into(),
+            goal: "(info)".into(),
+            js: js_str(Some(c)),
+            ratio: "-".into(),
+            result: "info",
+        });
+    }
+    for (i, batch) in batch_sizes.iter().enumerate() {
+        let Some(r) = median_result(&batch_rounds[i]) else { continue };
+        let j = if *batch == 100 { js_med(|j| j.batch_100) } else { js_med(|j| j.batch_1000) };
         rows.push(Row {
             figure: format!("batched appends, batch {batch}"),
-            ours: format!("{}/s", human(r.per_sec())),
+            ours: format!("{}/s{}", human(r.per_sec()), spread(&batch_rounds[i])),
             goal: ">= 500k/s".into(),
             js: js_str(j),
             ratio: ratio_to(r.per_sec(), j),
@@ -799,18 +952,14 @@ fn main() {
         drop(small);
     }
 
-    if let (Some(c64), Some(s)) = (js.concurrent_64, js.single) {
-        println!(
-            "  JS with 64 appends in flight: {}/s ({:.2}x its sequential single appends; p50 of sequential {:.0}us)",
-            human(c64),
-            c64 / s,
-            js.single_p50_us.unwrap_or(f64::NAN)
-        );
-    }
 
     println!("load average at end: {}", loadavg());
     println!();
     print_table(&rows);
     println!();
-    println!("JS reference: {}; JS appends are NOT fsync'd (RocksDB default write options), ours are.", js.note);
+    println!(
+        "JS reference: {js_note}; JS appends are NOT fsync'd (RocksDB default write options), ours are. \
+         Append figures: median of {} round(s), range in brackets.",
+        js_rounds.len().max(single_rounds[0].len())
+    );
 }

@@ -63,7 +63,12 @@ for t in $TARGETS; do
   set -e
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out" | tail -1)
   done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$out" | tail -1 || true)
-  if [ "$rc" -ne 0 ]; then
+  if [ "$rc" -ne 0 ] && grep -q "failed to build fuzz script" "$out"; then
+    failed+=("$t")
+    summary+=("$t: BUILD FAILED (exit $rc)")
+    echo "$t did not build; log: $out"
+    grep -E -B2 -A12 "^error" "$out" | head -60 || tail -40 "$out"
+  elif [ "$rc" -ne 0 ]; then
     failed+=("$t")
     summary+=("$t: FAILED (exit $rc) after ${execs:-?} executions")
     echo "$t FAILED with exit code $rc; log: $out"
@@ -87,4 +92,5 @@ if [ "${#failed[@]}" -ne 0 ]; then
   echo "fuzz smoke FAILED: ${failed[*]}"
   exit 1
 fi
-echo "fuzz smoke passed: $(echo "$TARGETS" | wc -w) targets, 0 crashes, $(($(date +%s) - start))s"
+ran=$(printf '%s\n' "${summary[@]}" | grep -c ": ok," || true)
+echo "fuzz smoke passed: $ran targets run, 0 crashes, $(($(date +%s) - start))s"

@@ -19,6 +19,8 @@
 pub mod archive;
 pub mod backup;
 pub mod crypto;
+pub mod discovery;
 pub mod log;
 pub mod model;
+pub mod replicate;
 pub mod store;

@@ -193,7 +193,7 @@ fn fsync_costs(dir: &Path) -> Res<String> {
     use std::os::unix::fs::FileExt;
     let d = dir.join("fsync-probe");
     std::fs::create_dir_all(&d)?;
-    let f = std::fs::OpenOptions::new().create(true).read(true).write(true).open(d.join("f"))?;
+    let f = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(d.join("f"))?;
     let buf = [7u8; 4096];
     let n = 200;
     let t0 = Instant::now();

@@ -20,6 +20,7 @@ use std::io;
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
 
 use crate::crypto::{self, Hash, KeyError, KeyPair, PublicKey};
 use bitfield::Bitfield;
@@ -104,6 +105,17 @@ pub struct LogInfo {
     pub writable: bool,
 }
 
+/// What changes when a log grows, forks or gains blocks; published after every commit through
+/// [`Log::subscribe`], so replication learns of a new append without polling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogStatus {
+    pub fork: u64,
+    pub length: u64,
+    pub contiguous: u64,
+    /// Increases with every published change; orders publications made outside the state lock.
+    pub version: u64,
+}
+
 /// How a log is opened.
 #[derive(Clone)]
 pub enum Access {
@@ -128,6 +140,8 @@ struct State {
     committing: bool,
     results: VecDeque<(u64, Result<u64, LogError>)>,
     poisoned: Option<String>,
+    /// Bumped on every change of head or contiguous length (see [`LogStatus::version`]).
+    version: u64,
 }
 
 /// One signed append-only log.
@@ -144,6 +158,8 @@ pub struct Log {
     /// Node index -> (fork, hash) of nodes already checked against the signed roots. The fork
     /// keeps a read that raced a truncate from vouching for old nodes in the new tree.
     verified: Mutex<HashMap<u64, (u64, Hash)>>,
+    /// Latest published status; receivers must not hold a borrow while calling into the log.
+    changes: watch::Sender<LogStatus>,
 }
 
 /// Reads nodes from the `tree` file, hiding any node outside the tree of `length`.
@@ -274,9 +290,11 @@ impl Log {
                 committing: false,
                 results: VecDeque::new(),
                 poisoned: None,
+                version: 0,
             }),
             cond: Condvar::new(),
             verified: Mutex::new(HashMap::new()),
+            changes: watch::channel(LogStatus::default()).0,
         };
         {
             // A replica syncs the bitfield before the header that counts the blocks into
@@ -299,6 +317,8 @@ impl Log {
             drop(st);
             log.repair_tail(&head, contiguous)?;
         }
+        let status = log.status_locked(&mut log.state.lock());
+        log.publish(status);
         Ok(log)
     }
 
@@ -447,6 +467,32 @@ impl Log {
         }
     }
 
+    /// A receiver that sees the log's fork, length and contiguous length after every commit,
+    /// append, verified proof or truncate. Copy the value out of `borrow()` before calling into
+    /// the log again.
+    pub fn subscribe(&self) -> watch::Receiver<LogStatus> {
+        self.changes.subscribe()
+    }
+
+    /// Takes a new status version under the state lock; publish it after the lock is released.
+    fn status_locked(&self, st: &mut State) -> LogStatus {
+        st.version += 1;
+        LogStatus { fork: st.head.fork, length: st.head.length, contiguous: st.contiguous, version: st.version }
+    }
+
+    /// Publishes a status unless a newer one was published already (publishers race once they
+    /// have released the state lock).
+    fn publish(&self, status: LogStatus) {
+        self.changes.send_if_modified(|cur| {
+            if status.version > cur.version {
+                *cur = status;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
     /// The current signed head.
     pub fn head(&self) -> Arc<TreeHead> {
         self.state.lock().head.clone()
@@ -524,6 +570,7 @@ impl Log {
                         Err(e)
                     }
                 };
+                let status = outcome.is_ok().then(|| self.status_locked(&mut st));
                 st.results.push_back((batch, outcome));
                 while st.results.len() > 1024 {
                     st.results.pop_front();
@@ -531,6 +578,11 @@ impl Log {
                 st.done_batch = batch + 1;
                 st.committing = false;
                 self.cond.notify_all();
+                if let Some(status) = status {
+                    drop(st);
+                    self.publish(status);
+                    st = self.state.lock();
+                }
                 continue;
             }
             self.cond.wait(&mut st);
@@ -612,7 +664,7 @@ impl Log {
                 if let Err(e) = self.repair_tail(&head, contiguous) {
                     tracing::warn!(archive = %self.name, error = %e, "could not trim the log after truncating");
                 }
-                Ok(())
+                Ok(self.status_locked(&mut st))
             }
             Err((e, poison)) => {
                 if poison {
@@ -622,7 +674,8 @@ impl Log {
             }
         };
         self.cond.notify_all();
-        out
+        drop(st);
+        out.map(|status| self.publish(status))
     }
 
     fn commit_truncate(
@@ -805,7 +858,7 @@ impl Log {
 
     /// Checks that `node` hashes up to one of the signed roots, using and filling the cache of
     /// nodes already checked.
-    fn verify_path(&self, src: &DiskNodes<'_>, head: &TreeHead, node: Node, seq: Option<u64>) -> Result<(), LogError> {
+    fn verify_path(&self, src: &dyn NodeSource, head: &TreeHead, node: Node, seq: Option<u64>) -> Result<(), LogError> {
         let mut cur = node;
         let mut checked: Vec<(u64, Hash)> = Vec::new();
         for _ in 0..70 {
@@ -912,6 +965,17 @@ impl Log {
     /// Verifies a proof from a peer and stores what it proves: new nodes, the block, and the
     /// new signed head if it upgrades. Nothing is stored unless everything verifies.
     pub fn apply_proof(&self, proof: &Proof) -> Result<VerifiedProof, LogError> {
+        self.apply_proofs(std::slice::from_ref(proof))?
+            .pop()
+            .unwrap_or_else(|| Err(LogError::invalid_proof("no result for the proof")))
+    }
+
+    /// Verifies proofs in order and stores every one that verifies with one round of syncs (data
+    /// and nodes, then the bitfield, then the header that references them). Each proof is checked
+    /// against the head and nodes left by the proofs before it in the batch, so an upgrade and
+    /// blocks under it can arrive together. Returns one result per proof; nothing from a proof
+    /// that fails is stored. The outer error means storage failed and nothing is acknowledged.
+    pub fn apply_proofs(&self, proofs: &[Proof]) -> Result<Vec<Result<VerifiedProof, LogError>>, LogError> {
         if !self.writes {
             return Err(LogError::ReadOnly { archive: self.name.clone() });
         }
@@ -920,19 +984,21 @@ impl Log {
         let base = st.head.clone();
         let contiguous = st.contiguous;
         drop(st);
-        let result = self.apply_verified(proof, &base, contiguous);
+        let result = self.apply_batch(proofs, &base, contiguous);
         let mut st = self.state.lock();
         st.committing = false;
         let out = match result {
-            Ok((v, new_head, new_contig, generation)) => {
-                if let Some(h) = new_head {
+            Ok(applied) => {
+                let changed = applied.head.is_some() || applied.contiguous != contiguous;
+                if let Some(h) = applied.head {
                     st.head = Arc::new(h);
                 }
-                st.contiguous = new_contig;
-                if let Some(g) = generation {
+                st.contiguous = applied.contiguous;
+                if let Some(g) = applied.generation {
                     st.generation = g;
                 }
-                Ok(v)
+                let status = changed.then(|| self.status_locked(&mut st));
+                Ok((applied.results, status))
             }
             Err((e, poison)) => {
                 st.bits.reset();
@@ -943,75 +1009,135 @@ impl Log {
             }
         };
         self.cond.notify_all();
-        out
+        drop(st);
+        let (results, status) = out?;
+        if let Some(status) = status {
+            self.publish(status);
+        }
+        Ok(results)
     }
 
+    /// Checks one proof against `head` and the nodes verified earlier in the batch. Returns what
+    /// it proved, its new head if it upgrades, and where its block goes.
     #[allow(clippy::type_complexity)]
-    fn apply_verified(
+    fn verify_in_batch(
         &self,
         proof: &Proof,
-        base: &TreeHead,
-        contiguous: u64,
-    ) -> Result<(VerifiedProof, Option<TreeHead>, u64, Option<u64>), (LogError, bool)> {
-        let v = tree::verify_proof(proof, base, &self.key).map_err(|e| (e, false))?;
-        let disk = DiskNodes { tree: &*self.tree, length: base.length, name: &self.name };
+        head: &TreeHead,
+        batch: &HashMap<u64, Node>,
+    ) -> Result<(VerifiedProof, Option<TreeHead>, Option<(u64, u64)>), LogError> {
+        let v = tree::verify_proof(proof, head, &self.key)?;
+        let over = Overlay { nodes: batch, disk: DiskNodes { tree: &*self.tree, length: head.length, name: &self.name } };
         if let Some(root) = v.unverified_root {
-            match disk.node(root.index).map_err(|e| (e, false))? {
+            match over.node(root.index)? {
+                // Verified earlier in this batch.
+                Some(n) if batch.contains_key(&root.index) && n.hash == root.hash && n.size == root.size => {}
                 Some(stored) if stored.hash == root.hash && stored.size == root.size => {
                     // A proof that failed or was cut off by a crash can leave some nodes of its
                     // path stored without their siblings. Such a node cannot vouch for this
                     // proof: blocks under it would be stored yet never verify.
-                    self.verify_path(&disk, base, stored, None).map_err(|e| match e {
-                        LogError::Corrupt { reason, .. } => (
-                            LogError::invalid_proof(format!("stored node {} does not reach the signed roots ({reason})", root.index)),
-                            false,
-                        ),
-                        e => (e, false),
+                    self.verify_path(&over, head, stored, None).map_err(|e| match e {
+                        LogError::Corrupt { reason, .. } => {
+                            LogError::invalid_proof(format!("stored node {} does not reach the signed roots ({reason})", root.index))
+                        }
+                        e => e,
                     })?;
                 }
-                Some(_) => return Err((LogError::invalid_proof(format!("node {} does not match the stored tree", root.index)), false)),
-                None => return Err((LogError::invalid_proof(format!("proof does not connect to a stored node (node {})", root.index)), false)),
+                Some(_) => return Err(LogError::invalid_proof(format!("node {} does not match the stored tree", root.index))),
+                None => return Err(LogError::invalid_proof(format!("proof does not connect to a stored node (node {})", root.index))),
             }
         }
         let new_head = match &v.upgrade {
-            Some(h) if h.length > base.length => Some(h.clone()),
-            Some(h) if h.length == base.length && h.hash() == base.hash() => None,
-            Some(h) if h.length == base.length => return Err((LogError::Conflict { length: h.length }, false)),
-            Some(_) => return Err((LogError::invalid_proof("upgrade is older than the local head"), false)),
+            Some(h) if h.length > head.length => Some(h.clone()),
+            Some(h) if h.length == head.length && h.hash() == head.hash() => None,
+            Some(h) if h.length == head.length => return Err(LogError::Conflict { length: h.length }),
+            Some(_) => return Err(LogError::invalid_proof("upgrade is older than the local head")),
             None => None,
         };
-        let head = new_head.clone().unwrap_or_else(|| base.clone());
-        let node_map: HashMap<u64, Node> = v.nodes.iter().map(|n| (n.index, *n)).collect();
-        let mut nodes: Vec<Node> = node_map.values().copied().collect();
-
-        let mut st_contig = contiguous;
-        let mut block_write = None;
-        if let Some((seq, value)) = &v.block {
-            if *seq >= head.length {
-                return Err((LogError::invalid_proof(format!("block {seq} is past the signed length {}", head.length)), false));
+        let mut block = None;
+        if let Some((seq, _)) = &v.block {
+            let target = new_head.as_ref().unwrap_or(head);
+            if *seq >= target.length {
+                return Err(LogError::invalid_proof(format!("block {seq} is past the signed length {}", target.length)));
             }
-            let over = Overlay { nodes: &node_map, disk: DiskNodes { tree: &*self.tree, length: head.length, name: &self.name } };
-            let offset = tree::byte_offset(&over, &head, 2 * seq).map_err(|e| (e, false))?;
-            block_write = Some((*seq, offset, value));
+            let own: HashMap<u64, Node> = v.nodes.iter().map(|n| (n.index, *n)).collect();
+            let src = Layered {
+                own: &own,
+                batch,
+                disk: DiskNodes { tree: &*self.tree, length: target.length, name: &self.name },
+            };
+            block = Some((*seq, tree::byte_offset(&src, target, 2 * seq)?));
         }
+        Ok((v, new_head, block))
+    }
 
-        if let Some((_, offset, value)) = &block_write {
-            self.data.write_all_at(value, *offset).map_err(|e| (self.io_err("data", e), false))?;
+    fn apply_batch(&self, proofs: &[Proof], base: &TreeHead, contiguous: u64) -> Result<Applied, (LogError, bool)> {
+        let mut head: Option<TreeHead> = None;
+        let mut nodes: HashMap<u64, Node> = HashMap::new();
+        let mut writes: Vec<(u64, u64, usize)> = Vec::new();
+        let mut results = Vec::with_capacity(proofs.len());
+        for proof in proofs {
+            match self.verify_in_batch(proof, head.as_ref().unwrap_or(base), &nodes) {
+                Ok((v, new_head, block)) => {
+                    nodes.extend(v.nodes.iter().map(|n| (n.index, *n)));
+                    if let Some(h) = new_head {
+                        head = Some(h);
+                    }
+                    if let Some((seq, offset)) = block {
+                        writes.push((seq, offset, results.len()));
+                    }
+                    results.push(Ok(v));
+                }
+                Err(e) => results.push(Err(e)),
+            }
         }
-        write_nodes(&*self.tree, &mut nodes).map_err(|e| (self.io_err("tree", e), false))?;
-        if block_write.is_some() {
+        if nodes.is_empty() && head.is_none() && writes.is_empty() {
+            return Ok(Applied { results, head: None, contiguous, generation: None });
+        }
+        let target = head.as_ref().unwrap_or(base);
+
+        // Blocks in offset order, neighbours joined into one write.
+        writes.sort_unstable_by_key(|w| w.1);
+        let value = |i: usize| match &results[i] {
+            Ok(VerifiedProof { block: Some((_, v)), .. }) => v.as_slice(),
+            _ => &[],
+        };
+        let mut i = 0;
+        let mut buf = Vec::new();
+        while i < writes.len() {
+            let start = writes[i].1;
+            let mut end = start;
+            buf.clear();
+            while i < writes.len() && writes[i].1 <= end {
+                let (_, offset, r) = writes[i];
+                if offset == end {
+                    buf.extend_from_slice(value(r));
+                    end += value(r).len() as u64;
+                }
+                i += 1;
+            }
+            self.data.write_all_at(&buf, start).map_err(|e| (self.io_err("data", e), false))?;
+        }
+        let mut list: Vec<Node> = nodes.into_values().collect();
+        write_nodes(&*self.tree, &mut list).map_err(|e| (self.io_err("tree", e), false))?;
+        if !writes.is_empty() {
             self.data.sync().map_err(|e| (self.io_err("data", e), true))?;
         }
         self.tree.sync().map_err(|e| (self.io_err("tree", e), true))?;
 
+        let mut st_contig = contiguous;
         let mut st = self.state.lock();
         let mut bits_written = false;
-        if let Some((seq, _, _)) = block_write {
-            if seq >= st_contig {
-                st.bits.set(&*self.bitfield, seq, true).map_err(|e| (self.io_err("bitfield", e), false))?;
-                while st_contig < head.length && st.bits.get(&*self.bitfield, st_contig).map_err(|e| (self.io_err("bitfield", e), false))? {
-                    st_contig += 1;
+        if !writes.is_empty() {
+            for &(seq, _, _) in &writes {
+                if seq >= contiguous {
+                    st.bits.set(&*self.bitfield, seq, true).map_err(|e| (self.io_err("bitfield", e), false))?;
                 }
+            }
+            while st_contig < target.length
+                && st.bits.get(&*self.bitfield, st_contig).map_err(|e| (self.io_err("bitfield", e), false))?
+            {
+                st_contig += 1;
             }
             bits_written = st.bits.flush(&*self.bitfield).map_err(|e| (self.io_err("bitfield", e), false))?;
         }
@@ -1021,20 +1147,44 @@ impl Log {
             self.bitfield.sync().map_err(|e| (self.io_err("bitfield", e), true))?;
         }
         let mut new_generation = None;
-        if new_head.is_some() || st_contig != contiguous {
+        if head.is_some() || st_contig != contiguous {
             let h = Header {
                 generation: generation + 1,
                 key: *self.key.as_bytes(),
-                fork: head.fork,
-                length: head.length,
+                fork: target.fork,
+                length: target.length,
                 contiguous: st_contig,
-                byte_length: head.byte_length,
-                signature: head.signature,
+                byte_length: target.byte_length,
+                signature: target.signature,
             };
             self.write_header(&h).map_err(|e| (e, true))?;
             new_generation = Some(generation + 1);
         }
-        Ok((v, new_head, st_contig, new_generation))
+        Ok(Applied { results, head, contiguous: st_contig, generation: new_generation })
+    }
+}
+
+/// What one batch of proofs changed.
+struct Applied {
+    results: Vec<Result<VerifiedProof, LogError>>,
+    head: Option<TreeHead>,
+    contiguous: u64,
+    generation: Option<u64>,
+}
+
+/// A proof's own nodes, then the nodes verified earlier in its batch, then the stored ones.
+struct Layered<'a> {
+    own: &'a HashMap<u64, Node>,
+    batch: &'a HashMap<u64, Node>,
+    disk: DiskNodes<'a>,
+}
+
+impl NodeSource for Layered<'_> {
+    fn node(&self, index: u64) -> Result<Option<Node>, LogError> {
+        match self.own.get(&index).or_else(|| self.batch.get(&index)) {
+            Some(n) => Ok(Some(*n)),
+            None => self.disk.node(index),
+        }
     }
 }
 

@@ -492,4 +492,15 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn floats_survive_a_round_trip_bit_for_bit() {
+        // Found by the entry_decode fuzz target: without serde_json's `float_roundtrip` the
+        // parser read 1.555e28 back one unit in the last place off, disagreeing with JSON.parse.
+        let bytes = br#"{"op":"put","path":"/profile.json","value":{"name":"a","n":1.555e28}}"#;
+        let entry = Entry::decode(bytes).unwrap();
+        assert_eq!(Entry::decode(&entry.encode()).unwrap(), entry);
+        let Entry::Put { value, .. } = entry else { panic!("expected a put") };
+        assert_eq!(value["n"].as_f64(), Some(1.555e28));
+    }
 }

@@ -1,0 +1,695 @@
+//! The replicator for one archive with one peer: what JS Hypercore's `Peer` in
+//! `lib/replicator.js` does, for full (not sparse) replication.
+//!
+//! - Both sides announce `synchronize` (fork, length, the length they know of the other) and a
+//!   `range` of the blocks they hold contiguously from 0, again whenever their log changes.
+//! - A replica behind the peer asks for an upgrade (the new signed head, with the first new
+//!   block in the same proof), then for every block it lacks, keeping up to `window` requests in
+//!   flight. Each request names how many tree nodes are missing. For a run of consecutive blocks
+//!   from one peer that count is computed without touching the disk: block `i` needs only the
+//!   nodes below the lowest ancestor it shares with block `i - 1`, whose proof (applied first)
+//!   stores that ancestor's children. If block `i - 1` did not arrive, the proof for `i` does not
+//!   connect; the replicator sees the anchor is absent and asks again with the exact count.
+//! - Answers arrive in batches and are stored with one round of syncs ([`Log::apply_proofs`]);
+//!   new requests go out before the batch is stored, so the pipe stays full.
+//! - Requests from the peer are answered from the log in batches, waiting while the socket is
+//!   congested.
+//!
+//! A peer whose proof fails verification, that answers with something it was not asked for, or
+//! that floods, ends the connection ([`Stop::Peer`]).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hypercore_protocol::schema::{Data, NoData, Range, Request, Synchronize};
+use hypercore_protocol::{Channel, ChannelReceiver, Message};
+use hypercore_schema::{RequestBlock as WireRequestBlock, RequestUpgrade as WireRequestUpgrade};
+use tokio::sync::watch;
+
+use crate::log::{flat, Log, LogError, LogStatus, Proof};
+use crate::replicate::frame::ConnState;
+use crate::replicate::node::ArchiveEntry;
+use crate::replicate::wire::{approx_size, data_to_proof, proof_to_data, request_to_log};
+
+/// Messages handled per round.
+const MAX_DRAIN: usize = 8192;
+
+/// A peer with more messages than this waiting on one channel is flooding.
+const MAX_QUEUED: usize = 65_536;
+
+/// Bytes of answers per frame.
+const FRAME_BUDGET: usize = 256 * 1024;
+
+/// Ranges remembered per peer (beyond the contiguous prefix).
+const MAX_RANGES: usize = 4096;
+
+/// Blocks remembered as missing at the peer until its next announcement.
+const MAX_UNAVAILABLE: usize = 65_536;
+
+/// Why a replicator stopped.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// The channel or the connection closed.
+    Closed,
+    /// The peer broke the protocol or sent data that failed verification: drop the connection.
+    Peer(String),
+    /// Storage failed here: stop this archive, keep the connection.
+    Local(String),
+}
+
+/// What the peer told us about its log.
+#[derive(Debug, Default)]
+struct Remote {
+    synced: bool,
+    fork: u64,
+    length: u64,
+    can_upgrade: bool,
+    uploading: bool,
+    /// Blocks `0..contiguous` are held by the peer.
+    contiguous: u64,
+    /// Other held ranges, start -> end.
+    ranges: BTreeMap<u64, u64>,
+}
+
+impl Remote {
+    fn has(&self, seq: u64) -> bool {
+        if seq >= self.length {
+            return false;
+        }
+        if seq < self.contiguous {
+            return true;
+        }
+        self.ranges.range(..=seq).next_back().is_some_and(|(_, end)| seq < *end)
+    }
+
+    fn add_range(&mut self, start: u64, end: u64) {
+        if end <= start || end <= self.contiguous {
+            return;
+        }
+        let (mut start, mut end) = (start.max(self.contiguous), end);
+        // Merge with overlapping or touching neighbours.
+        let touching: Vec<u64> = self.ranges.range(..=end).filter(|(_, e)| **e >= start).map(|(s, _)| *s).collect();
+        for s in touching {
+            if let Some(e) = self.ranges.remove(&s) {
+                start = start.min(s);
+                end = end.max(e);
+            }
+        }
+        if start <= self.contiguous {
+            self.contiguous = end;
+            let absorbed: Vec<u64> = self.ranges.range(..=end).map(|(s, _)| *s).collect();
+            for s in absorbed {
+                if let Some(e) = self.ranges.remove(&s) {
+                    self.contiguous = self.contiguous.max(e);
+                }
+            }
+            return;
+        }
+        if self.ranges.len() < MAX_RANGES {
+            self.ranges.insert(start, end);
+        }
+    }
+
+    fn drop_range(&mut self, start: u64, end: u64) {
+        if start < self.contiguous {
+            if end < self.contiguous {
+                self.ranges.insert(end, self.contiguous);
+            }
+            self.contiguous = start;
+        }
+        let hit: Vec<(u64, u64)> = self.ranges.range(..end).filter(|(_, e)| **e > start).map(|(s, e)| (*s, *e)).collect();
+        for (s, e) in hit {
+            self.ranges.remove(&s);
+            if s < start {
+                self.ranges.insert(s, start);
+            }
+            if e > end {
+                self.ranges.insert(end, e);
+            }
+        }
+    }
+}
+
+/// A request of ours waiting for its answer.
+#[derive(Debug, Clone, Copy)]
+struct Inflight {
+    block: Option<u64>,
+    upgrade: bool,
+    /// Node count from the run rule rather than from the stored tree.
+    optimistic: bool,
+    nodes: u64,
+    sent: Instant,
+}
+
+pub(crate) struct Replicator {
+    log: Arc<Log>,
+    archive: Arc<ArchiveEntry>,
+    conn: Arc<ConnState>,
+    channel: Channel,
+    status_rx: watch::Receiver<LogStatus>,
+    window: usize,
+    request_timeout: Duration,
+    writable: bool,
+    remote: Remote,
+    /// What we last announced: (fork, length), contiguous.
+    announced: Option<(u64, u64)>,
+    announced_contiguous: u64,
+    next_id: u64,
+    inflight: HashMap<u64, Inflight>,
+    /// Blocks this replicator claimed in the archive (released when stored, refused or dropped).
+    claimed: HashSet<u64>,
+    upgrade_claimed: bool,
+    /// The peer refused an upgrade: wait for its next announcement.
+    upgrade_refused: bool,
+    /// Where the next scan for blocks to request starts.
+    cursor: u64,
+    /// The last block requested, for the run rule.
+    prev_requested: Option<u64>,
+    /// Blocks to ask again with the exact node count.
+    exact: HashSet<u64>,
+    /// Blocks the peer said it does not have.
+    unavailable: HashSet<u64>,
+    warned_fork: bool,
+}
+
+impl Drop for Replicator {
+    fn drop(&mut self) {
+        for seq in self.claimed.drain() {
+            self.archive.release(seq);
+        }
+        if self.upgrade_claimed {
+            self.archive.release_upgrade();
+        }
+    }
+}
+
+fn peer_fault(e: &LogError) -> bool {
+    matches!(
+        e,
+        LogError::InvalidProof(_)
+            | LogError::InvalidSignature { .. }
+            | LogError::Malformed(_)
+            | LogError::ForkMismatch { .. }
+            | LogError::TooLarge { .. }
+            | LogError::InvalidRequest(_)
+            | LogError::Key(_)
+    )
+}
+
+/// Flat-tree index of the ancestor of block `seq` that is `levels` above its leaf.
+fn ancestor(seq: u64, levels: u32) -> u64 {
+    flat::index(levels, seq >> levels)
+}
+
+impl Replicator {
+    pub fn new(archive: Arc<ArchiveEntry>, conn: Arc<ConnState>, channel: Channel, window: usize, request_timeout: Duration) -> Self {
+        let log = archive.log.clone();
+        let status_rx = log.subscribe();
+        Replicator {
+            writable: log.writable(),
+            log,
+            archive,
+            conn,
+            channel,
+            status_rx,
+            window: window.max(1),
+            request_timeout,
+            remote: Remote { uploading: true, ..Remote::default() },
+            announced: None,
+            announced_contiguous: 0,
+            next_id: 1,
+            inflight: HashMap::new(),
+            claimed: HashSet::new(),
+            upgrade_claimed: false,
+            upgrade_refused: false,
+            cursor: 0,
+            prev_requested: None,
+            exact: HashSet::new(),
+            unavailable: HashSet::new(),
+            warned_fork: false,
+        }
+    }
+
+    fn status(&self) -> LogStatus {
+        *self.status_rx.borrow()
+    }
+
+    pub async fn run(mut self) -> Result<(), Stop> {
+        let rx: ChannelReceiver<Message> = self.channel.take_receiver().ok_or(Stop::Closed)?;
+        let removed = self.archive.removed.clone();
+        let conn = self.conn.clone();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.announce().await?;
+        let result = loop {
+            let step = tokio::select! {
+                biased;
+                _ = removed.cancelled() => break Ok(()),
+                _ = conn.closed() => break Err(Stop::Closed),
+                msg = rx.recv() => match msg {
+                    Err(_) => break Err(Stop::Closed),
+                    Ok(first) => {
+                        let mut batch = vec![first];
+                        while batch.len() < MAX_DRAIN {
+                            match rx.try_recv() {
+                                Ok(m) => batch.push(m),
+                                Err(_) => break,
+                            }
+                        }
+                        if rx.len() > MAX_QUEUED {
+                            break Err(Stop::Peer(format!("flooded the channel with {} queued messages", rx.len())));
+                        }
+                        self.on_messages(batch).await
+                    }
+                },
+                changed = self.status_rx.changed() => match changed {
+                    Err(_) => break Err(Stop::Closed),
+                    Ok(()) => {
+                        match self.announce().await {
+                            Ok(()) => self.fill().await,
+                            Err(e) => Err(e),
+                        }
+                    }
+                },
+                _ = tick.tick() => self.check_timeouts(),
+            };
+            if let Err(e) = step {
+                break Err(e);
+            }
+        };
+        if !matches!(result, Err(Stop::Closed) | Err(Stop::Peer(_))) {
+            let _ = self.channel.close().await;
+        }
+        result
+    }
+
+    fn check_timeouts(&self) -> Result<(), Stop> {
+        let oldest = self.inflight.values().map(|r| r.sent).min();
+        match oldest {
+            Some(t) if t.elapsed() > self.request_timeout => {
+                Err(Stop::Peer(format!("left a request unanswered for {} s", self.request_timeout.as_secs())))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn send(&self, messages: Vec<Message>) -> Result<(), Stop> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        self.channel.send_batch(&messages).await.map_err(|_| Stop::Closed)
+    }
+
+    fn sync_message(&self, status: &LogStatus) -> Synchronize {
+        let same_fork = self.remote.fork == status.fork;
+        Synchronize {
+            fork: status.fork,
+            length: status.length,
+            remote_length: if same_fork { self.remote.length } else { 0 },
+            // As in JS `_canUpgrade`: an upgrade from the peer's length can be proven.
+            can_upgrade: same_fork && (self.remote.length == 0 || self.remote.length < status.length),
+            uploading: true,
+            downloading: !self.writable,
+        }
+    }
+
+    /// Tells the peer our length (when it changed) and contiguous range (when it grew).
+    async fn announce(&mut self) -> Result<(), Stop> {
+        let status = self.status();
+        let mut msgs = Vec::new();
+        if self.announced != Some((status.fork, status.length)) {
+            msgs.push(Message::Synchronize(self.sync_message(&status)));
+            self.announced = Some((status.fork, status.length));
+        }
+        if status.contiguous > 0 && status.contiguous != self.announced_contiguous {
+            msgs.push(Message::Range(Range { drop: false, start: 0, length: status.contiguous }));
+            self.announced_contiguous = status.contiguous;
+        }
+        self.send(msgs).await
+    }
+
+    async fn on_messages(&mut self, batch: Vec<Message>) -> Result<(), Stop> {
+        let mut requests: Vec<Request> = Vec::new();
+        let mut data: Vec<Data> = Vec::new();
+        for m in batch {
+            match m {
+                Message::Synchronize(s) => self.on_sync(s).await?,
+                Message::Range(r) => {
+                    let end = r.start.saturating_add(r.length);
+                    if r.drop {
+                        self.remote.drop_range(r.start, end);
+                    } else {
+                        self.remote.add_range(r.start, end);
+                    }
+                    self.unavailable.clear();
+                    self.cursor = 0;
+                }
+                Message::Bitfield(b) => {
+                    for (w, word) in b.bitfield.iter().enumerate() {
+                        for bit in 0..32u64 {
+                            if word & (1 << bit) != 0 {
+                                let seq = b.start.saturating_add(w as u64 * 32 + bit);
+                                self.remote.add_range(seq, seq.saturating_add(1));
+                            }
+                        }
+                    }
+                    self.cursor = 0;
+                }
+                Message::Request(r) => requests.push(r),
+                Message::Cancel(c) => requests.retain(|r| r.id != c.request),
+                Message::Data(d) => data.push(d),
+                Message::NoData(n) => self.on_no_data(n),
+                Message::Close(_) => return Err(Stop::Closed),
+                _ => {}
+            }
+        }
+        if !requests.is_empty() {
+            self.serve(requests).await?;
+        }
+        if data.is_empty() {
+            self.fill().await
+        } else {
+            self.on_data(data).await
+        }
+    }
+
+    async fn on_sync(&mut self, s: Synchronize) -> Result<(), Stop> {
+        let changed = !self.remote.synced || s.length != self.remote.length || s.fork != self.remote.fork;
+        self.remote.synced = true;
+        if s.fork != self.remote.fork {
+            self.remote.contiguous = 0;
+            self.remote.ranges.clear();
+        }
+        self.remote.fork = s.fork;
+        self.remote.length = s.length;
+        self.remote.can_upgrade = s.can_upgrade;
+        self.remote.uploading = s.uploading;
+        self.upgrade_refused = false;
+        self.unavailable.clear();
+        if changed {
+            // Acknowledge the peer's length: JS asks for an upgrade only once we have.
+            let status = self.status();
+            self.announced = Some((status.fork, status.length));
+            self.send(vec![Message::Synchronize(self.sync_message(&status))]).await?;
+        }
+        Ok(())
+    }
+
+    fn on_no_data(&mut self, n: NoData) {
+        let Some(req) = self.inflight.remove(&n.request) else { return };
+        if let Some(seq) = req.block {
+            self.release(seq);
+            if self.unavailable.len() < MAX_UNAVAILABLE {
+                self.unavailable.insert(seq);
+            }
+        }
+        if req.upgrade {
+            self.release_upgrade();
+            self.upgrade_refused = true;
+        }
+    }
+
+    fn release(&mut self, seq: u64) {
+        if self.claimed.remove(&seq) {
+            self.archive.release(seq);
+        }
+        self.cursor = self.cursor.min(seq);
+    }
+
+    fn release_upgrade(&mut self) {
+        if std::mem::take(&mut self.upgrade_claimed) {
+            self.archive.release_upgrade();
+        }
+    }
+
+    /// Answers the peer's requests from the log, in order.
+    async fn serve(&mut self, requests: Vec<Request>) -> Result<(), Stop> {
+        self.conn.writable().await;
+        let log = self.log.clone();
+        let answers = tokio::task::spawn_blocking(move || {
+            let fork = log.head().fork;
+            requests
+                .iter()
+                .map(|r| {
+                    let empty = r.block.is_none() && r.hash.is_none() && r.seek.is_none() && r.upgrade.is_none();
+                    if r.fork != fork || empty {
+                        return Message::NoData(NoData { request: r.id });
+                    }
+                    match log.proof(&request_to_log(r)) {
+                        Ok(p) => Message::Data(proof_to_data(r.id, p)),
+                        Err(e) => {
+                            tracing::debug!(request = r.id, error = %e, "cannot answer a request");
+                            Message::NoData(NoData { request: r.id })
+                        }
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| Stop::Local(format!("answering requests failed: {e}")))?;
+        let served = answers.iter().filter(|m| matches!(m, Message::Data(d) if d.block.is_some())).count();
+        self.archive.counters.uploaded.fetch_add(served as u64, Ordering::Relaxed);
+        let mut chunk = Vec::new();
+        let mut size = 0;
+        for m in answers {
+            size += approx_size(&m);
+            chunk.push(m);
+            if size >= FRAME_BUDGET {
+                self.send(std::mem::take(&mut chunk)).await?;
+                size = 0;
+                self.conn.writable().await;
+            }
+        }
+        self.send(chunk).await
+    }
+
+    /// Checks answers against our requests, asks for more, then stores the batch.
+    async fn on_data(&mut self, data: Vec<Data>) -> Result<(), Stop> {
+        let mut batch: Vec<(Inflight, Proof)> = Vec::with_capacity(data.len());
+        for d in data {
+            // An answer to a request we no longer track (or never made) is ignored, as in JS.
+            let Some(req) = self.inflight.remove(&d.request) else { continue };
+            let got_block = d.block.as_ref().map(|b| b.index);
+            if got_block.is_some() && got_block != req.block {
+                return Err(Stop::Peer(format!("sent block {got_block:?} for a request for {:?}", req.block)));
+            }
+            if d.upgrade.is_some() && !req.upgrade {
+                return Err(Stop::Peer("sent an upgrade nobody asked for".into()));
+            }
+            if d.hash.is_some() || d.seek.is_some() {
+                return Err(Stop::Peer("sent a hash or seek proof nobody asked for".into()));
+            }
+            if got_block.is_none() && d.upgrade.is_none() {
+                self.on_no_data(NoData { request: d.request });
+                continue;
+            }
+            let partial = Inflight { block: got_block, upgrade: d.upgrade.is_some(), ..req };
+            // Parts asked for and not sent count as refused.
+            if let Some(seq) = req.block.filter(|_| got_block.is_none()) {
+                self.release(seq);
+            }
+            if req.upgrade && d.upgrade.is_none() {
+                self.release_upgrade();
+                self.upgrade_refused = true;
+            }
+            let proof = data_to_proof(d).map_err(|e| Stop::Peer(e.to_string()))?;
+            batch.push((partial, proof));
+        }
+        // Keep the pipe full while this batch is stored.
+        self.fill().await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // Upgrades first, then blocks in order: each block's proof may lean on the one before.
+        batch.sort_by_key(|(_, p)| (p.upgrade.is_none(), p.block.as_ref().map(|b| b.index).unwrap_or(0)));
+        let (reqs, proofs): (Vec<Inflight>, Vec<Proof>) = batch.into_iter().unzip();
+        let log = self.log.clone();
+        let results = tokio::task::spawn_blocking(move || log.apply_proofs(&proofs))
+            .await
+            .map_err(|e| Stop::Local(format!("storing proofs failed: {e}")))?
+            .map_err(|e| Stop::Local(format!("storing proofs failed: {e}")))?;
+        for (req, result) in reqs.iter().zip(results) {
+            if let Some(seq) = req.block {
+                self.release(seq);
+            }
+            if req.upgrade {
+                self.release_upgrade();
+            }
+            let e = match result {
+                Ok(v) => {
+                    if v.block.is_some() {
+                        self.archive.counters.downloaded.fetch_add(1, Ordering::Relaxed);
+                    }
+                    continue;
+                }
+                Err(e) => e,
+            };
+            match e {
+                LogError::Conflict { length } => {
+                    // Two signed heads for one length: the writer forked. Keeping the evidence
+                    // and following the new fork is not implemented yet; stop this archive.
+                    return Err(Stop::Local(format!("the peer has a different signed head at length {length}: the writer forked")));
+                }
+                e if peer_fault(&e) => {
+                    if let (true, Some(seq)) = (req.optimistic, req.block) {
+                        let anchor = ancestor(seq, req.nodes as u32);
+                        if self.log.node(anchor).map_err(|e| Stop::Local(e.to_string()))?.is_none() {
+                            // The block before it did not arrive: ask again with the exact count.
+                            self.exact.insert(seq);
+                            continue;
+                        }
+                    }
+                    return Err(Stop::Peer(format!("proof for block {:?} failed verification: {e}", req.block)));
+                }
+                LogError::MissingNode { .. } => {
+                    if let Some(seq) = req.block {
+                        self.exact.insert(seq);
+                    }
+                }
+                e => return Err(Stop::Local(format!("storing a proof failed: {e}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends requests until the window is full: an upgrade if the peer is ahead, then blocks.
+    async fn fill(&mut self) -> Result<(), Stop> {
+        if self.writable || !self.remote.synced || !self.remote.uploading || self.inflight.len() >= self.window {
+            return Ok(());
+        }
+        let status = self.status();
+        let same_fork = self.remote.fork == status.fork;
+        if !same_fork && status.length > 0 {
+            if !self.warned_fork {
+                self.warned_fork = true;
+                tracing::warn!(local = status.fork, remote = self.remote.fork, "peer is on another fork; following forks is not implemented yet");
+            }
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut msgs = Vec::new();
+
+        if self.remote.length > status.length
+            && (self.remote.can_upgrade || status.length == 0)
+            && !self.upgrade_refused
+            && !self.upgrade_claimed
+            && self.archive.claim_upgrade()
+        {
+            self.upgrade_claimed = true;
+            let first = status.length;
+            let block = (self.remote.has(first) && self.archive.claim(first)).then(|| {
+                self.claimed.insert(first);
+                first
+            });
+            let id = self.take_id();
+            msgs.push(Message::Request(Request {
+                id,
+                fork: self.remote.fork,
+                block: block.map(|index| WireRequestBlock { index, nodes: 0 }),
+                hash: None,
+                seek: None,
+                upgrade: Some(WireRequestUpgrade { start: status.length, length: self.remote.length - status.length }),
+                manifest: false,
+                priority: 0,
+            }));
+            self.inflight.insert(id, Inflight { block, upgrade: true, optimistic: false, nodes: 0, sent: now });
+        }
+
+        let end = status.length.min(self.remote.length);
+        let mut seq = self.cursor.max(status.contiguous);
+        if seq < end && self.inflight.len() < self.window {
+            let head = self.log.head();
+            let mut scanned = 0;
+            while seq < end && self.inflight.len() < self.window && scanned < 4 * self.window {
+                scanned += 1;
+                if !self.remote.has(seq) {
+                    // Jump to the next range the peer holds.
+                    match self.remote.ranges.range(seq..).next() {
+                        Some((start, _)) => {
+                            seq = *start;
+                            continue;
+                        }
+                        None => break,
+                    }
+                }
+                let stored = self.log.has(seq).map_err(|e| Stop::Local(e.to_string()))?;
+                if stored || self.unavailable.contains(&seq) || !self.archive.claim(seq) {
+                    seq += 1;
+                    continue;
+                }
+                self.claimed.insert(seq);
+                // The run rule: the lowest ancestor shared with block seq - 1 has its children
+                // stored once that block's proof is in, provided it lies below a root.
+                let shared_levels = seq.trailing_zeros();
+                let root_levels = head
+                    .roots
+                    .iter()
+                    .find(|r| flat::left_span(r.index) <= 2 * seq && 2 * seq <= flat::right_span(r.index))
+                    .map(|r| flat::depth(r.index))
+                    .unwrap_or(0);
+                let exact = self.exact.remove(&seq)
+                    || seq == 0
+                    || self.prev_requested != Some(seq - 1)
+                    || shared_levels >= root_levels;
+                let nodes = if exact {
+                    self.log.missing_nodes(seq).map_err(|e| Stop::Local(e.to_string()))?
+                } else {
+                    shared_levels as u64
+                };
+                let id = self.take_id();
+                msgs.push(Message::Request(Request {
+                    id,
+                    fork: status.fork,
+                    block: Some(WireRequestBlock { index: seq, nodes }),
+                    hash: None,
+                    seek: None,
+                    upgrade: None,
+                    manifest: false,
+                    priority: 0,
+                }));
+                self.inflight.insert(id, Inflight { block: Some(seq), upgrade: false, optimistic: !exact, nodes, sent: now });
+                self.prev_requested = Some(seq);
+                seq += 1;
+            }
+        }
+        self.cursor = seq;
+        self.send(msgs).await
+    }
+
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_ranges_merge_and_drop() {
+        let mut r = Remote { length: 1000, ..Remote::default() };
+        r.add_range(10, 20);
+        r.add_range(30, 40);
+        assert!(r.has(10) && r.has(19) && !r.has(20) && !r.has(5));
+        r.add_range(20, 30);
+        assert_eq!(r.ranges.len(), 1);
+        r.add_range(0, 10);
+        assert_eq!(r.contiguous, 40);
+        assert!(r.ranges.is_empty());
+        r.drop_range(15, 17);
+        assert_eq!(r.contiguous, 15);
+        assert!(!r.has(15) && !r.has(16) && r.has(17) && r.has(39) && !r.has(40));
+        assert!(!r.has(1000));
+    }
+
+    #[test]
+    fn ancestors() {
+        assert_eq!(ancestor(5, 0), 10);
+        assert_eq!(ancestor(5, 1), flat::parent(10));
+        assert_eq!(ancestor(5, 2), flat::parent(flat::parent(10)));
+    }
+}
