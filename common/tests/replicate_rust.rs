@@ -75,3 +75,39 @@ async fn full_live_resume_and_two_archives_over_one_connection() {
     within(10, "shutdown", client.shutdown()).await;
     within(10, "shutdown", server.shutdown()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_downloads_from_two_peers_at_once_without_duplicates() {
+    trace();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kp = KeyPair::from_seed(&[4; 32]);
+    let w = writer(&dir.path().join("w"), &kp);
+    fill(&w, 0, 20_000);
+    // A first replica, complete, serves as a second source.
+    let r1 = replica(&dir.path().join("r1"), &kp);
+    let wn = listening_node().await;
+    wn.add(w.clone());
+    let r1n = listening_node().await;
+    r1n.add(r1.clone());
+    r1n.connect(wn.local_addr().expect("addr")).await.expect("connect");
+    wait_status(&r1, 30, "the first replica", |s| s.contiguous == 20_000).await;
+
+    let r2 = replica(&dir.path().join("r2"), &kp);
+    let r2n = dialing_node().await;
+    r2n.add(r2.clone());
+    r2n.connect(wn.local_addr().expect("addr")).await.expect("connect");
+    r2n.connect(r1n.local_addr().expect("addr")).await.expect("connect");
+    wait_status(&r2, 30, "the second replica", |s| s.contiguous == 20_000).await;
+    assert_same(&r2, &w);
+    let from_writer = wn.stats().blocks_uploaded - 20_000;
+    let from_replica = r1n.stats().blocks_uploaded;
+    eprintln!("second replica: {from_writer} blocks from the writer, {from_replica} from the first replica");
+    assert_eq!(r2n.stats().blocks_downloaded, 20_000, "every block stored once");
+    assert!(from_writer + from_replica >= 20_000);
+
+    // Live appends reach it whichever peer serves them.
+    let w2 = w.clone();
+    tokio::task::spawn_blocking(move || fill(&w2, 20_000, 20_010)).await.expect("join");
+    wait_status(&r2, 10, "live appends through two peers", |s| s.contiguous == 20_010).await;
+    assert_same(&r2, &w);
+}

@@ -102,8 +102,12 @@ mod tests {
             let own = store.open_own().unwrap();
             own.put_file(&File::Profile(Profile { name: "Ada".into(), bio: String::new(), avatar: None }))
                 .unwrap();
+            own.put_file(&File::Profile(Profile { name: "Ada L.".into(), bio: String::new(), avatar: None }))
+                .unwrap();
             own.key()
         };
+        // Flip a byte of the first entry (not of the last commit, which open re-checks and
+        // would roll back as an interrupted write).
         let data = store.archive_dir(&key).join("data");
         let mut bytes = std::fs::read(&data).unwrap();
         bytes[5] ^= 1;

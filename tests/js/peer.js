@@ -2,8 +2,8 @@
 'use strict'
 
 // A JS Hypercore peer for Fritter's replication tests (hypercore@11.37.1, compat cores),
-// connected over plain TCP the way Hyperswarm connects: @hyperswarm/secret-stream (Noise XX)
-// on the socket, then hypercore.replicate() on top.
+// over plain TCP: `core.replicate(isInitiator)` returns the raw side of an
+// @hyperswarm/secret-stream (Noise XX, the stream Hyperswarm uses), piped to the socket.
 //
 //   node peer.js reader --key HEX --connect HOST:PORT --expect N [--value-prefix entry]
 //       Replicates the core with that key, waits until it has N entries, reads and checks them,
@@ -25,7 +25,7 @@ const readline = require('readline')
 
 const Hypercore = require('hypercore')
 const crypto = require('hypercore-crypto')
-const NoiseSecretStream = require('@hyperswarm/secret-stream')
+const { pipeline } = require('stream')
 
 const EXPECTED_VERSION = '11.37.1'
 const version = require('hypercore/package.json').version
@@ -62,11 +62,11 @@ function tmpdir() {
 }
 
 function replicateOver(core, socket, isInitiator) {
-  const noise = new NoiseSecretStream(isInitiator, socket)
-  noise.on('error', (err) => out({ event: 'stream-error', initiator: isInitiator, error: String(err && err.message) }))
-  noise.on('close', () => out({ event: 'stream-closed' }))
-  core.replicate(noise)
-  return noise
+  const raw = core.replicate(isInitiator)
+  pipeline(socket, raw, socket, (err) => {
+    out({ event: 'stream-closed', initiator: isInitiator, error: err ? String(err.message) : null })
+  })
+  return raw
 }
 
 async function reader(a) {

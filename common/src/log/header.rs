@@ -11,7 +11,7 @@ pub const NODES_OFFSET: u64 = 2 * SLOT_BYTES;
 pub const NODE_BYTES: u64 = 40;
 
 const MAGIC: &[u8; 8] = b"FRTLOG\x00\x01";
-const ENCODED_LEN: usize = 8 + 8 + 32 + 8 * 4 + 1 + 64 + 4;
+const ENCODED_LEN: usize = 8 + 8 + 32 + 8 * 5 + 1 + 64 + 4;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
@@ -24,6 +24,9 @@ pub struct Header {
     /// Every block below this is stored.
     pub contiguous: u64,
     pub byte_length: u64,
+    /// Length before this commit. Blocks `prev_length..length` were synced together with this
+    /// header, so open checks them against it before trusting it (see `Log::open`).
+    pub prev_length: u64,
     pub signature: Option<Signature>,
 }
 
@@ -51,6 +54,7 @@ impl Header {
         out.extend_from_slice(&self.length.to_le_bytes());
         out.extend_from_slice(&self.contiguous.to_le_bytes());
         out.extend_from_slice(&self.byte_length.to_le_bytes());
+        out.extend_from_slice(&self.prev_length.to_le_bytes());
         match &self.signature {
             Some(sig) => {
                 out.push(1);
@@ -85,11 +89,11 @@ impl Header {
         };
         let mut key = [0u8; 32];
         key.copy_from_slice(&body[16..48]);
-        let signature = match body[80] {
+        let signature = match body[88] {
             0 => None,
             1 => {
                 let mut s = [0u8; 64];
-                s.copy_from_slice(&body[81..145]);
+                s.copy_from_slice(&body[89..153]);
                 Some(s)
             }
             other => return Slot::Invalid(format!("bad signature flag {other}")),
@@ -101,9 +105,10 @@ impl Header {
             length: u64_at(56),
             contiguous: u64_at(64),
             byte_length: u64_at(72),
+            prev_length: u64_at(80),
             signature,
         };
-        if h.contiguous > h.length || h.length > crate::log::tree::MAX_LENGTH {
+        if h.contiguous > h.length || h.prev_length > h.length || h.length > crate::log::tree::MAX_LENGTH {
             return Slot::Invalid("inconsistent lengths".into());
         }
         Slot::Valid(h)
@@ -123,6 +128,7 @@ mod tests {
             length: 10,
             contiguous: 10,
             byte_length: 300,
+            prev_length: 7,
             signature: Some([9; 64]),
         };
         let bytes = h.encode();

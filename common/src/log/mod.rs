@@ -265,7 +265,7 @@ impl Log {
             Access::View => (None, false),
         };
 
-        let (header, head, fell_back) = Self::load_head(&*tree, &key, &name)?;
+        let (header, head, fell_back) = Self::load_head(&*tree, &*data, &key, &name)?;
         if fell_back {
             tracing::warn!(archive = %name, length = head.length, "newest log header was unreadable; using the previous commit");
         }
@@ -323,7 +323,12 @@ impl Log {
     }
 
     /// Picks the newest header slot whose roots are stored and whose signature verifies.
-    fn load_head(tree: &dyn StorageFile, key: &PublicKey, name: &str) -> Result<(Option<Header>, TreeHead, bool), LogError> {
+    fn load_head(
+        tree: &dyn StorageFile,
+        data: &dyn StorageFile,
+        key: &PublicKey,
+        name: &str,
+    ) -> Result<(Option<Header>, TreeHead, bool), LogError> {
         let mut slots = Vec::new();
         for i in 0..2 {
             let mut buf = vec![0u8; 512];
@@ -356,9 +361,10 @@ impl Log {
             return Err(LogError::Corrupt { archive: name.to_owned(), seq: None, reason: problems.join("; ") });
         }
         valid.sort_by(|a, b| b.generation.cmp(&a.generation));
+        let slot_problems = problems.len();
         let mut fell_back = !problems.is_empty();
         for (i, h) in valid.iter().enumerate() {
-            match Self::head_from(tree, key, name, h) {
+            match Self::head_from(tree, key, name, h).and_then(|head| Self::check_last_commit(tree, data, name, h, head)) {
                 Ok(head) => return Ok((Some(h.clone()), head, fell_back || i > 0)),
                 Err(e) => {
                     // Keep only the reason: the final error names the archive once.
@@ -369,6 +375,11 @@ impl Log {
                     fell_back = true;
                 }
             }
+        }
+        // The very first commit was cut short: its header landed but not all of its bytes.
+        // Nothing was acknowledged before it, so the log is empty.
+        if slot_problems == 0 && valid.len() == 1 && valid[0].generation == 1 && valid[0].prev_length == 0 {
+            return Ok((None, TreeHead::default(), true));
         }
         Err(LogError::Corrupt { archive: name.to_owned(), seq: None, reason: problems.join("; ") })
     }
@@ -412,6 +423,53 @@ impl Log {
                     reason: format!("signature over length {} does not verify", h.length),
                 });
             }
+        }
+        Ok(head)
+    }
+
+    /// Checks that the blocks and nodes of the commit that wrote `h` (`prev_length..length`)
+    /// are on disk as the header says: each block hashes to its leaf, and rebuilding the tree
+    /// from the previous roots gives every stored node and the signed roots. Data, nodes and
+    /// header are synced in one round, so after a crash the header may be durable while some
+    /// of its bytes are not; that commit was never acknowledged and the older slot is used.
+    fn check_last_commit(
+        tree: &dyn StorageFile,
+        data: &dyn StorageFile,
+        name: &str,
+        h: &Header,
+        head: TreeHead,
+    ) -> Result<TreeHead, LogError> {
+        if h.prev_length >= h.length || h.contiguous < h.length {
+            return Ok(head);
+        }
+        let bad = |reason: String| LogError::Corrupt { archive: name.to_owned(), seq: None, reason };
+        let old = DiskNodes { tree, length: h.prev_length, name };
+        let mut rebuilt = TreeHead { fork: h.fork, length: h.prev_length, ..TreeHead::default() };
+        for index in flat::full_roots(2 * h.prev_length) {
+            rebuilt.roots.push(old.node(index)?.ok_or_else(|| bad(format!("root {index} of the previous commit is missing")))?);
+        }
+        rebuilt.byte_length = rebuilt.roots.iter().try_fold(0u64, |a, r| a.checked_add(r.size)).ok_or_else(|| bad("root sizes overflow".into()))?;
+        let new = DiskNodes { tree, length: h.length, name };
+        let mut offset = rebuilt.byte_length;
+        let mut added = Vec::new();
+        for seq in h.prev_length..h.length {
+            let leaf = new.node(2 * seq)?.ok_or_else(|| bad(format!("leaf of entry {seq} is missing")))?;
+            if leaf.size > MAX_BLOCK_BYTES as u64 {
+                return Err(bad(format!("entry {seq} claims {} bytes", leaf.size)));
+            }
+            let mut block = vec![0u8; leaf.size as usize];
+            data.read_exact_at(&mut block, offset).map_err(|e| bad(format!("entry {seq}: {e}")))?;
+            offset += leaf.size;
+            added.clear();
+            rebuilt.append_block(&block, &mut added)?;
+            for n in &added {
+                if new.node(n.index)? != Some(*n) {
+                    return Err(bad(format!("node {} of the last commit does not match its blocks", n.index)));
+                }
+            }
+        }
+        if rebuilt.roots != head.roots {
+            return Err(bad("the last commit's blocks do not rebuild the signed roots".into()));
         }
         Ok(head)
     }
@@ -608,14 +666,30 @@ impl Log {
             length: head.length,
             contiguous: head.length,
             byte_length: head.byte_length,
+            prev_length: base.length,
             signature: head.signature,
         };
+        // One round of syncs: data, nodes and the new header slot are written, then synced
+        // together. A crash mid-round can leave the header durable without some of the bytes
+        // it covers; open re-checks blocks `prev_length..length` against it and falls back to
+        // the other slot (this commit was never acknowledged) when they do not match.
         self.data.write_all_at(&data, base.byte_length).map_err(|e| (self.io_err("data", e), false))?;
         write_nodes(&*self.tree, &mut nodes).map_err(|e| (self.io_err("tree", e), false))?;
-        self.data.sync().map_err(|e| (self.io_err("data", e), true))?;
-        self.tree.sync().map_err(|e| (self.io_err("tree", e), true))?;
-        self.write_header(&h).map_err(|e| (e, true))?;
+        self.tree.write_all_at(&h.encode(), h.slot_offset()).map_err(|e| (self.io_err("tree", e), false))?;
+        self.sync_data_and_tree()?;
         Ok(head)
+    }
+
+    /// Syncs `data` and `tree` at the same time, so their latencies overlap.
+    fn sync_data_and_tree(&self) -> Result<(), (LogError, bool)> {
+        let (data, tree) = std::thread::scope(|s| {
+            let data = s.spawn(|| self.data.sync());
+            let tree = self.tree.sync();
+            (data.join(), tree)
+        });
+        let data = data.unwrap_or_else(|_| Err(io::Error::other("data sync thread panicked")));
+        data.map_err(|e| (self.io_err("data", e), true))?;
+        tree.map_err(|e| (self.io_err("tree", e), true))
     }
 
     fn write_header(&self, h: &Header) -> Result<(), LogError> {
@@ -710,6 +784,7 @@ impl Log {
             length,
             contiguous,
             byte_length: head.byte_length,
+            prev_length: length,
             signature: head.signature,
         };
         self.write_header(&h).map_err(|e| (e, true))?;
@@ -962,6 +1037,56 @@ impl Log {
         Ok(proof)
     }
 
+    /// Answers many proof requests, as [`Log::proof`] answers one. Block values are read
+    /// verified in runs of consecutive blocks (one byte-offset walk and two reads per run rather
+    /// than a walk per block), which is what makes serving a full download fast.
+    pub fn proofs(&self, reqs: &[ProofRequest]) -> Vec<Result<Proof, LogError>> {
+        let head = self.head();
+        let src = DiskNodes { tree: &*self.tree, length: head.length, name: &self.name };
+        let mut out: Vec<Result<Proof, LogError>> = reqs.iter().map(|r| tree::generate_proof(&src, &head, r)).collect();
+        let mut want: Vec<(u64, usize)> = out
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| Some((p.as_ref().ok()?.block.as_ref()?.index, i)))
+            .collect();
+        want.sort_unstable();
+        let mut k = 0;
+        while k < want.len() {
+            let start = want[k].0;
+            let mut end = start + 1;
+            let mut j = k + 1;
+            while j < want.len() && want[j].0 <= end {
+                end = end.max(want[j].0 + 1);
+                j += 1;
+            }
+            let mut values: Vec<Vec<u8>> = Vec::with_capacity((end - start) as usize);
+            let run = self.for_each(start, end, |_, b| {
+                values.push(b.to_vec());
+                Ok(())
+            });
+            for &(seq, i) in &want[k..j] {
+                // A run that could not be read whole (a block missing here, say) is read block
+                // by block, so one failure fails only its own request.
+                let value = match (&run, values.get((seq - start) as usize)) {
+                    (Ok(()), Some(v)) => Ok(v.clone()),
+                    _ => self.get(seq),
+                };
+                if let Ok(p) = &mut out[i] {
+                    match value {
+                        Ok(v) => {
+                            if let Some(b) = p.block.as_mut() {
+                                b.value = v;
+                            }
+                        }
+                        Err(e) => out[i] = Err(e),
+                    }
+                }
+            }
+            k = j;
+        }
+        out
+    }
+
     /// Verifies a proof from a peer and stores what it proves: new nodes, the block, and the
     /// new signed head if it upgrades. Nothing is stored unless everything verifies.
     pub fn apply_proof(&self, proof: &Proof) -> Result<VerifiedProof, LogError> {
@@ -1025,6 +1150,7 @@ impl Log {
         proof: &Proof,
         head: &TreeHead,
         batch: &HashMap<u64, Node>,
+        prev_block: Option<(u64, u64)>,
     ) -> Result<(VerifiedProof, Option<TreeHead>, Option<(u64, u64)>), LogError> {
         let v = tree::verify_proof(proof, head, &self.key)?;
         let over = Overlay { nodes: batch, disk: DiskNodes { tree: &*self.tree, length: head.length, name: &self.name } };
@@ -1060,13 +1186,20 @@ impl Log {
             if *seq >= target.length {
                 return Err(LogError::invalid_proof(format!("block {seq} is past the signed length {}", target.length)));
             }
-            let own: HashMap<u64, Node> = v.nodes.iter().map(|n| (n.index, *n)).collect();
-            let src = Layered {
-                own: &own,
-                batch,
-                disk: DiskNodes { tree: &*self.tree, length: target.length, name: &self.name },
+            let offset = match prev_block {
+                // Block seq - 1, verified earlier in this batch, ends where this one starts.
+                Some((prev, end)) if prev + 1 == *seq => end,
+                _ => {
+                    let own: HashMap<u64, Node> = v.nodes.iter().map(|n| (n.index, *n)).collect();
+                    let src = Layered {
+                        own: &own,
+                        batch,
+                        disk: DiskNodes { tree: &*self.tree, length: target.length, name: &self.name },
+                    };
+                    tree::byte_offset(&src, target, 2 * seq)?
+                }
             };
-            block = Some((*seq, tree::byte_offset(&src, target, 2 * seq)?));
+            block = Some((*seq, offset));
         }
         Ok((v, new_head, block))
     }
@@ -1076,14 +1209,18 @@ impl Log {
         let mut nodes: HashMap<u64, Node> = HashMap::new();
         let mut writes: Vec<(u64, u64, usize)> = Vec::new();
         let mut results = Vec::with_capacity(proofs.len());
+        // The last block verified in this batch and the byte offset where it ends.
+        let mut prev_block: Option<(u64, u64)> = None;
         for proof in proofs {
-            match self.verify_in_batch(proof, head.as_ref().unwrap_or(base), &nodes) {
+            match self.verify_in_batch(proof, head.as_ref().unwrap_or(base), &nodes, prev_block) {
                 Ok((v, new_head, block)) => {
                     nodes.extend(v.nodes.iter().map(|n| (n.index, *n)));
                     if let Some(h) = new_head {
                         head = Some(h);
                     }
                     if let Some((seq, offset)) = block {
+                        let len = v.block.as_ref().map(|(_, value)| value.len() as u64).unwrap_or(0);
+                        prev_block = Some((seq, offset + len));
                         writes.push((seq, offset, results.len()));
                     }
                     results.push(Ok(v));
@@ -1120,10 +1257,11 @@ impl Log {
         }
         let mut list: Vec<Node> = nodes.into_values().collect();
         write_nodes(&*self.tree, &mut list).map_err(|e| (self.io_err("tree", e), false))?;
-        if !writes.is_empty() {
-            self.data.sync().map_err(|e| (self.io_err("data", e), true))?;
+        if writes.is_empty() {
+            self.tree.sync().map_err(|e| (self.io_err("tree", e), true))?;
+        } else {
+            self.sync_data_and_tree()?;
         }
-        self.tree.sync().map_err(|e| (self.io_err("tree", e), true))?;
 
         let mut st_contig = contiguous;
         let mut st = self.state.lock();
@@ -1155,6 +1293,7 @@ impl Log {
                 length: target.length,
                 contiguous: st_contig,
                 byte_length: target.byte_length,
+                prev_length: target.length,
                 signature: target.signature,
             };
             self.write_header(&h).map_err(|e| (e, true))?;

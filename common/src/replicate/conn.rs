@@ -75,25 +75,28 @@ async fn drive(shared: &Arc<Shared>, mut protocol: Protocol, state: &Arc<ConnSta
     // Discovery keys we sent an open for, and those with a live replicator.
     let mut opened: HashSet<[u8; 32]> = HashSet::new();
     let mut active: HashSet<[u8; 32]> = HashSet::new();
-    let mut to_open: VecDeque<[u8; 32]> = VecDeque::new();
+    let mut to_open = OpenQueue::default();
     let mut archives_rx = shared.archives_changed.subscribe();
     let mut handshaken = false;
     let handshake = tokio::time::sleep(shared.config.handshake_timeout);
     tokio::pin!(handshake);
+    let keepalive = KEEPALIVE.min(shared.config.idle_timeout / 4);
+    let mut tick = tokio::time::interval(keepalive / 2);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let conn_span = tracing::Span::current();
 
     loop {
         // Opens go through the protocol's bounded command queue; never wait on it here, since
         // this loop is what drains it.
         while let Some(dk) = to_open.front() {
-            let Some(entry) = shared.archive(dk) else {
-                to_open.pop_front();
+            let Some(entry) = shared.archive(&dk) else {
+                to_open.pop();
                 continue;
             };
             match commands.open(*entry.key.as_bytes()).now_or_never() {
                 Some(Ok(())) => {
-                    opened.insert(*dk);
-                    to_open.pop_front();
+                    opened.insert(dk);
+                    to_open.pop();
                 }
                 Some(Err(_)) => return End::Local,
                 None => break,
@@ -120,13 +123,13 @@ async fn drive(shared: &Arc<Shared>, mut protocol: Protocol, state: &Arc<ConnSta
                     // Offer every archive; a channel opens for those the peer also offers.
                     for dk in shared.archive_keys().into_keys() {
                         if !opened.contains(&dk) {
-                            to_open.push_back(dk);
+                            to_open.push(dk);
                         }
                     }
                 }
                 Some(Ok(Event::DiscoveryKey(dk))) => {
-                    if shared.archive(&dk).is_some() && !opened.contains(&dk) && !to_open.contains(&dk) {
-                        to_open.push_back(dk);
+                    if shared.archive(&dk).is_some() && !opened.contains(&dk) {
+                        to_open.push(dk);
                     }
                 }
                 Some(Ok(Event::Channel(channel))) => {
@@ -149,14 +152,23 @@ async fn drive(shared: &Arc<Shared>, mut protocol: Protocol, state: &Arc<ConnSta
                 }
                 Some(Ok(_)) => {}
             },
+            _ = tick.tick(), if handshaken => {
+                if state.read_idle() > shared.config.idle_timeout {
+                    return End::Remote(format!("peer silent for {} s", shared.config.idle_timeout.as_secs()));
+                }
+                // The protocol is polled right after this, which sends it.
+                if state.write_idle() >= keepalive {
+                    state.request_keepalive();
+                }
+            }
             changed = archives_rx.changed(), if handshaken => {
                 if changed.is_err() {
                     return End::Local;
                 }
                 let keys = shared.archive_keys();
                 for dk in keys.keys() {
-                    if !opened.contains(dk) && !to_open.contains(dk) {
-                        to_open.push_back(*dk);
+                    if !opened.contains(dk) {
+                        to_open.push(*dk);
                     }
                 }
                 // Removed archives close their own channels (their replicators watch for it).
@@ -178,10 +190,38 @@ async fn drive(shared: &Arc<Shared>, mut protocol: Protocol, state: &Arc<ConnSta
                             }
                         }
                     }
-                    Err(e) if e.is_panic() => return End::Fault(format!("replicator panicked: {e}")),
+                    Err(e) if e.is_panic() => {
+                        tracing::error!(error = %e, "a replicator panicked");
+                        return End::Remote(format!("replicator panicked: {e}"));
+                    }
                     Err(_) => {}
                 }
             }
+        }
+    }
+}
+
+/// Archives waiting for their open to be sent, each once.
+#[derive(Default)]
+struct OpenQueue {
+    order: VecDeque<[u8; 32]>,
+    queued: HashSet<[u8; 32]>,
+}
+
+impl OpenQueue {
+    fn push(&mut self, dk: [u8; 32]) {
+        if self.queued.insert(dk) {
+            self.order.push_back(dk);
+        }
+    }
+
+    fn front(&self) -> Option<[u8; 32]> {
+        self.order.front().copied()
+    }
+
+    fn pop(&mut self) {
+        if let Some(dk) = self.order.pop_front() {
+            self.queued.remove(&dk);
         }
     }
 }
@@ -195,6 +235,9 @@ fn classify(reason: String) -> End {
         End::Remote(reason)
     }
 }
+
+/// Quiet time after which an empty message goes out (less if the idle timeout is short).
+const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The reason recorded when this node closes a connection itself.
 pub(crate) const LOCAL_CLOSE: &str = "disconnected locally";

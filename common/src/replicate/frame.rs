@@ -9,9 +9,10 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use futures::{Sink, Stream};
 use parking_lot::Mutex;
@@ -35,6 +36,12 @@ pub struct ConnState {
     reason: Mutex<Option<String>>,
     unsent: AtomicUsize,
     drained: Notify,
+    started: Instant,
+    /// Milliseconds since `started` of the last bytes read and written.
+    last_read: AtomicU64,
+    last_write: AtomicU64,
+    /// Set when an empty keepalive message should go out.
+    keepalive: AtomicBool,
 }
 
 impl ConnState {
@@ -44,7 +51,34 @@ impl ConnState {
             reason: Mutex::new(None),
             unsent: AtomicUsize::new(0),
             drained: Notify::new(),
+            started: Instant::now(),
+            last_read: AtomicU64::new(0),
+            last_write: AtomicU64::new(0),
+            keepalive: AtomicBool::new(false),
         })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// How long since the peer last sent anything.
+    pub fn read_idle(&self) -> Duration {
+        Duration::from_millis(self.now_ms().saturating_sub(self.last_read.load(Ordering::Relaxed)))
+    }
+
+    /// How long since we last sent anything.
+    pub fn write_idle(&self) -> Duration {
+        Duration::from_millis(self.now_ms().saturating_sub(self.last_write.load(Ordering::Relaxed)))
+    }
+
+    /// Asks for an empty message to be sent (JS `secret-stream` keepalives are the same).
+    pub fn request_keepalive(&self) {
+        self.keepalive.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn take_keepalive(&self) -> bool {
+        self.keepalive.swap(false, Ordering::Relaxed)
     }
 
     /// Ends the connection; the first reason given is the one reported.
@@ -162,6 +196,9 @@ impl Stream for FrameIo {
             let polled = Pin::new(&mut this.stream).poll_read(cx, &mut rb);
             let n = rb.filled().len();
             this.rend += n;
+            if n > 0 {
+                this.conn.last_read.store(this.conn.now_ms(), Ordering::Relaxed);
+            }
             match polled {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(())) if n == 0 => {
@@ -213,6 +250,7 @@ impl Sink<Vec<u8>> for FrameIo {
                 }
                 Poll::Ready(Ok(n)) => {
                     this.wstart += n;
+                    this.conn.last_write.store(this.conn.now_ms(), Ordering::Relaxed);
                     let before = this.conn.unsent.fetch_sub(n, Ordering::Relaxed);
                     if before >= WRITE_HIGH && before - n < WRITE_HIGH {
                         this.conn.drained.notify_waiters();

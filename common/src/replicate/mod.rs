@@ -26,7 +26,7 @@
 //! # Ok(()) }
 //! ```
 
-pub mod conn;
+mod conn;
 pub mod frame;
 mod node;
 mod peer;
@@ -36,7 +36,7 @@ use std::io;
 use std::net::SocketAddr;
 
 pub use conn::protocol_over;
-pub use node::{Node, NodeConfig, NodeStats, PeerInfo};
+pub use node::{Disconnect, Node, NodeConfig, NodeStats, PeerInfo};
 
 /// Errors of the replication node.
 #[derive(Debug, thiserror::Error)]

@@ -36,6 +36,9 @@ pub struct NodeConfig {
     pub connect_timeout: Duration,
     /// A peer that leaves a request unanswered this long is dropped.
     pub request_timeout: Duration,
+    /// A peer that sends nothing for this long is dropped. Both sides send an empty keepalive
+    /// message after five seconds of quiet, as `@hyperswarm/secret-stream` does.
+    pub idle_timeout: Duration,
 }
 
 impl Default for NodeConfig {
@@ -47,6 +50,7 @@ impl Default for NodeConfig {
             handshake_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -75,6 +79,18 @@ pub(crate) struct Counters {
     pub downloaded: AtomicU64,
     pub uploaded: AtomicU64,
 }
+
+/// A connection that ended, as [`Node::disconnects`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disconnect {
+    pub addr: SocketAddr,
+    pub reason: String,
+    /// True when the peer broke the protocol or sent data that failed verification.
+    pub fault: bool,
+}
+
+/// Ended connections remembered for status and tests.
+const DISCONNECTS_KEPT: usize = 64;
 
 /// One archive the node replicates, with what its replicators share across peers.
 pub(crate) struct ArchiveEntry {
@@ -127,6 +143,7 @@ pub(crate) struct Shared {
     next_id: AtomicU64,
     permits: Arc<Semaphore>,
     counters: Arc<Counters>,
+    disconnects: Mutex<std::collections::VecDeque<Disconnect>>,
 }
 
 impl Shared {
@@ -165,10 +182,26 @@ impl Shared {
                 let started = Instant::now();
                 tracing::debug!("connected");
                 let end = conn::run(shared.clone(), stream, initiator, state.clone(), channels).await;
-                match end {
-                    conn::End::Local => tracing::debug!("connection closed"),
-                    conn::End::Remote(reason) => tracing::info!(%reason, secs = started.elapsed().as_secs_f64(), "connection ended"),
-                    conn::End::Fault(reason) => tracing::warn!(%reason, "disconnected a misbehaving peer"),
+                let (reason, fault) = match end {
+                    conn::End::Local => {
+                        tracing::debug!("connection closed");
+                        (conn::LOCAL_CLOSE.to_owned(), false)
+                    }
+                    conn::End::Remote(reason) => {
+                        tracing::info!(%reason, secs = started.elapsed().as_secs_f64(), "connection ended");
+                        (reason, false)
+                    }
+                    conn::End::Fault(reason) => {
+                        tracing::warn!(%reason, "disconnected a misbehaving peer");
+                        (reason, true)
+                    }
+                };
+                {
+                    let mut d = shared.disconnects.lock();
+                    if d.len() == DISCONNECTS_KEPT {
+                        d.pop_front();
+                    }
+                    d.push_back(Disconnect { addr, reason, fault });
                 }
                 shared.conns.lock().remove(&id);
                 drop(permit);
@@ -202,6 +235,7 @@ impl Node {
             tasks: Mutex::new(JoinSet::new()),
             next_id: AtomicU64::new(1),
             counters: Arc::new(Counters::default()),
+            disconnects: Mutex::new(std::collections::VecDeque::new()),
         });
         let mut local_addr = None;
         if let Some(addr) = shared.config.listen {
@@ -304,6 +338,11 @@ impl Node {
             .collect();
         out.sort_by_key(|p| (p.addr, p.initiator));
         out
+    }
+
+    /// The most recent connections that ended (up to 64), oldest first.
+    pub fn disconnects(&self) -> Vec<Disconnect> {
+        self.shared.disconnects.lock().iter().cloned().collect()
     }
 
     /// What this node has moved so far.

@@ -10,30 +10,33 @@
 //!   nodes below the lowest ancestor it shares with block `i - 1`, whose proof (applied first)
 //!   stores that ancestor's children. If block `i - 1` did not arrive, the proof for `i` does not
 //!   connect; the replicator sees the anchor is absent and asks again with the exact count.
-//! - Answers arrive in batches and are stored with one round of syncs ([`Log::apply_proofs`]);
-//!   new requests go out before the batch is stored, so the pipe stays full.
-//! - Requests from the peer are answered from the log in batches, waiting while the socket is
-//!   congested.
+//! - Answers are checked against the requests as they arrive and stored in batches with one
+//!   round of syncs ([`Log::apply_proofs`]) on a blocking thread, while the loop keeps reading
+//!   and asking; a slot frees when its answer arrives, so the pipe stays full.
+//! - Requests from the peer are answered from the log in batches ([`Log::proofs`]) on a
+//!   blocking thread, and not while the socket is congested; a peer that piles up requests
+//!   without reading the answers is dropped.
 //!
 //! A peer whose proof fails verification, that answers with something it was not asked for, or
 //! that floods, ends the connection ([`Stop::Peer`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::future::OptionFuture;
 use hypercore_protocol::schema::{Data, NoData, Range, Request, Synchronize};
 use hypercore_protocol::{Channel, ChannelReceiver, Message};
 use hypercore_schema::{RequestBlock as WireRequestBlock, RequestUpgrade as WireRequestUpgrade};
 use tokio::sync::watch;
 
-use crate::log::{flat, Log, LogError, LogStatus, Proof};
-use crate::replicate::frame::ConnState;
+use crate::log::{flat, Log, LogError, LogStatus, Proof, VerifiedProof};
+use crate::replicate::frame::{ConnState, WRITE_HIGH};
 use crate::replicate::node::ArchiveEntry;
 use crate::replicate::wire::{approx_size, data_to_proof, proof_to_data, request_to_log};
 
-/// Messages handled per round.
+/// Messages taken from the channel per round.
 const MAX_DRAIN: usize = 8192;
 
 /// A peer with more messages than this waiting on one channel is flooding.
@@ -41,6 +44,20 @@ const MAX_QUEUED: usize = 65_536;
 
 /// Bytes of answers per frame.
 const FRAME_BUDGET: usize = 256 * 1024;
+
+/// Requests of the peer answered per blocking job, and the block bytes one job may read.
+const SERVE_BATCH: usize = 2048;
+const SERVE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Block bytes asked for and not yet stored, per peer: with large blocks the window shrinks so
+/// an honest peer's answers stay within this.
+const WINDOW_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Requests kept in flight however large the blocks.
+const MIN_WINDOW: usize = 16;
+
+/// A peer with more unanswered requests than this is not reading our answers.
+const MAX_PENDING_REQUESTS: usize = 16 * 1024;
 
 /// Ranges remembered per peer (beyond the contiguous prefix).
 const MAX_RANGES: usize = 4096;
@@ -143,6 +160,10 @@ struct Inflight {
     sent: Instant,
 }
 
+type ApplyJob = tokio::task::JoinHandle<(Vec<Inflight>, Result<Vec<Result<VerifiedProof, LogError>>, LogError>)>;
+/// Answers, and the requests left for the next job once the byte budget was spent.
+type ServeJob = tokio::task::JoinHandle<(Vec<Message>, Vec<Request>)>;
+
 pub(crate) struct Replicator {
     log: Arc<Log>,
     archive: Arc<ArchiveEntry>,
@@ -158,6 +179,10 @@ pub(crate) struct Replicator {
     announced_contiguous: u64,
     next_id: u64,
     inflight: HashMap<u64, Inflight>,
+    /// Answers received and checked, waiting to be stored.
+    to_apply: Vec<(Inflight, Proof)>,
+    /// The peer's requests waiting to be answered.
+    requests: VecDeque<Request>,
     /// Blocks this replicator claimed in the archive (released when stored, refused or dropped).
     claimed: HashSet<u64>,
     upgrade_claimed: bool,
@@ -221,6 +246,8 @@ impl Replicator {
             announced_contiguous: 0,
             next_id: 1,
             inflight: HashMap::new(),
+            to_apply: Vec::new(),
+            requests: VecDeque::new(),
             claimed: HashSet::new(),
             upgrade_claimed: false,
             upgrade_refused: false,
@@ -242,12 +269,53 @@ impl Replicator {
         let conn = self.conn.clone();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Storing answers and answering requests run on blocking threads while this loop keeps
+        // reading, so the channel never backs up and the pipe stays full.
+        let mut apply_job: Option<ApplyJob> = None;
+        let mut serve_job: Option<ServeJob> = None;
         self.announce().await?;
         let result = loop {
+            if apply_job.is_none() && !self.to_apply.is_empty() {
+                apply_job = Some(self.start_apply());
+            }
+            if serve_job.is_none() && !self.requests.is_empty() && conn.unsent() < WRITE_HIGH {
+                serve_job = Some(self.start_serve());
+            }
             let step = tokio::select! {
                 biased;
                 _ = removed.cancelled() => break Ok(()),
                 _ = conn.closed() => break Err(Stop::Closed),
+                Some(done) = OptionFuture::from(apply_job.as_mut()), if apply_job.is_some() => {
+                    apply_job = None;
+                    match done {
+                        Ok((reqs, results)) => match self.on_applied(reqs, results) {
+                            Ok(()) => self.fill().await,
+                            Err(e) => Err(e),
+                        },
+                        Err(e) => Err(Stop::Local(format!("storing proofs failed: {e}"))),
+                    }
+                }
+                Some(done) = OptionFuture::from(serve_job.as_mut()), if serve_job.is_some() => {
+                    serve_job = None;
+                    match done {
+                        Ok((answers, rest)) => {
+                            for r in rest.into_iter().rev() {
+                                self.requests.push_front(r);
+                            }
+                            self.send_answers(answers).await
+                        }
+                        Err(e) => Err(Stop::Local(format!("answering requests failed: {e}"))),
+                    }
+                }
+                changed = self.status_rx.changed() => match changed {
+                    Err(_) => break Err(Stop::Closed),
+                    Ok(()) => match self.announce().await {
+                        Ok(()) => self.fill().await,
+                        Err(e) => Err(e),
+                    },
+                },
+                // The socket drained: answers can go out again.
+                _ = conn.writable(), if serve_job.is_none() && !self.requests.is_empty() => Ok(()),
                 msg = rx.recv() => match msg {
                     Err(_) => break Err(Stop::Closed),
                     Ok(first) => {
@@ -262,15 +330,6 @@ impl Replicator {
                             break Err(Stop::Peer(format!("flooded the channel with {} queued messages", rx.len())));
                         }
                         self.on_messages(batch).await
-                    }
-                },
-                changed = self.status_rx.changed() => match changed {
-                    Err(_) => break Err(Stop::Closed),
-                    Ok(()) => {
-                        match self.announce().await {
-                            Ok(()) => self.fill().await,
-                            Err(e) => Err(e),
-                        }
                     }
                 },
                 _ = tick.tick() => self.check_timeouts(),
@@ -331,8 +390,6 @@ impl Replicator {
     }
 
     async fn on_messages(&mut self, batch: Vec<Message>) -> Result<(), Stop> {
-        let mut requests: Vec<Request> = Vec::new();
-        let mut data: Vec<Data> = Vec::new();
         for m in batch {
             match m {
                 Message::Synchronize(s) => self.on_sync(s).await?,
@@ -357,22 +414,20 @@ impl Replicator {
                     }
                     self.cursor = 0;
                 }
-                Message::Request(r) => requests.push(r),
-                Message::Cancel(c) => requests.retain(|r| r.id != c.request),
-                Message::Data(d) => data.push(d),
+                Message::Request(r) => {
+                    if self.requests.len() >= MAX_PENDING_REQUESTS {
+                        return Err(Stop::Peer(format!("sent more than {MAX_PENDING_REQUESTS} requests without reading the answers")));
+                    }
+                    self.requests.push_back(r);
+                }
+                Message::Cancel(c) => self.requests.retain(|r| r.id != c.request),
+                Message::Data(d) => self.on_data(d)?,
                 Message::NoData(n) => self.on_no_data(n),
                 Message::Close(_) => return Err(Stop::Closed),
                 _ => {}
             }
         }
-        if !requests.is_empty() {
-            self.serve(requests).await?;
-        }
-        if data.is_empty() {
-            self.fill().await
-        } else {
-            self.on_data(data).await
-        }
+        self.fill().await
     }
 
     async fn on_sync(&mut self, s: Synchronize) -> Result<(), Stop> {
@@ -424,31 +479,47 @@ impl Replicator {
         }
     }
 
-    /// Answers the peer's requests from the log, in order.
-    async fn serve(&mut self, requests: Vec<Request>) -> Result<(), Stop> {
-        self.conn.writable().await;
+    /// Answers up to [`SERVE_BATCH`] of the peer's requests from the log, in order, on a
+    /// blocking thread; stops early once [`SERVE_BYTES`] of blocks were read.
+    fn start_serve(&mut self) -> ServeJob {
+        let n = self.requests.len().min(SERVE_BATCH);
+        let requests: Vec<Request> = self.requests.drain(..n).collect();
         let log = self.log.clone();
-        let answers = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let fork = log.head().fork;
-            requests
-                .iter()
-                .map(|r| {
-                    let empty = r.block.is_none() && r.hash.is_none() && r.seek.is_none() && r.upgrade.is_none();
-                    if r.fork != fork || empty {
-                        return Message::NoData(NoData { request: r.id });
-                    }
-                    match log.proof(&request_to_log(r)) {
-                        Ok(p) => Message::Data(proof_to_data(r.id, p)),
-                        Err(e) => {
+            let mut out = Vec::with_capacity(requests.len());
+            let mut bytes = 0;
+            let mut rest = requests.into_iter();
+            while bytes < SERVE_BYTES {
+                let chunk: Vec<Request> = rest.by_ref().take(64).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                // Requests for another fork, or for nothing, are refused; the rest answered at once.
+                let valid = |r: &Request| r.fork == fork && (r.block.is_some() || r.hash.is_some() || r.seek.is_some() || r.upgrade.is_some());
+                let asks: Vec<_> = chunk.iter().filter(|r| valid(r)).map(request_to_log).collect();
+                let mut proofs = log.proofs(&asks).into_iter();
+                for r in &chunk {
+                    let answer = if valid(r) { proofs.next() } else { None };
+                    out.push(match answer {
+                        Some(Ok(p)) => {
+                            bytes += p.block.as_ref().map_or(0, |b| b.value.len());
+                            Message::Data(proof_to_data(r.id, p))
+                        }
+                        Some(Err(e)) => {
                             tracing::debug!(request = r.id, error = %e, "cannot answer a request");
                             Message::NoData(NoData { request: r.id })
                         }
-                    }
-                })
-                .collect::<Vec<_>>()
+                        None => Message::NoData(NoData { request: r.id }),
+                    });
+                }
+            }
+            (out, rest.collect())
         })
-        .await
-        .map_err(|e| Stop::Local(format!("answering requests failed: {e}")))?;
+    }
+
+    /// Sends answers in frames of about [`FRAME_BUDGET`] bytes.
+    async fn send_answers(&mut self, answers: Vec<Message>) -> Result<(), Stop> {
         let served = answers.iter().filter(|m| matches!(m, Message::Data(d) if d.block.is_some())).count();
         self.archive.counters.uploaded.fetch_add(served as u64, Ordering::Relaxed);
         let mut chunk = Vec::new();
@@ -459,57 +530,58 @@ impl Replicator {
             if size >= FRAME_BUDGET {
                 self.send(std::mem::take(&mut chunk)).await?;
                 size = 0;
-                self.conn.writable().await;
             }
         }
         self.send(chunk).await
     }
 
-    /// Checks answers against our requests, asks for more, then stores the batch.
-    async fn on_data(&mut self, data: Vec<Data>) -> Result<(), Stop> {
-        let mut batch: Vec<(Inflight, Proof)> = Vec::with_capacity(data.len());
-        for d in data {
-            // An answer to a request we no longer track (or never made) is ignored, as in JS.
-            let Some(req) = self.inflight.remove(&d.request) else { continue };
-            let got_block = d.block.as_ref().map(|b| b.index);
-            if got_block.is_some() && got_block != req.block {
-                return Err(Stop::Peer(format!("sent block {got_block:?} for a request for {:?}", req.block)));
-            }
-            if d.upgrade.is_some() && !req.upgrade {
-                return Err(Stop::Peer("sent an upgrade nobody asked for".into()));
-            }
-            if d.hash.is_some() || d.seek.is_some() {
-                return Err(Stop::Peer("sent a hash or seek proof nobody asked for".into()));
-            }
-            if got_block.is_none() && d.upgrade.is_none() {
-                self.on_no_data(NoData { request: d.request });
-                continue;
-            }
-            let partial = Inflight { block: got_block, upgrade: d.upgrade.is_some(), ..req };
-            // Parts asked for and not sent count as refused.
-            if let Some(seq) = req.block.filter(|_| got_block.is_none()) {
-                self.release(seq);
-            }
-            if req.upgrade && d.upgrade.is_none() {
-                self.release_upgrade();
-                self.upgrade_refused = true;
-            }
-            let proof = data_to_proof(d).map_err(|e| Stop::Peer(e.to_string()))?;
-            batch.push((partial, proof));
+    /// Checks an answer against our request and queues it to be stored.
+    fn on_data(&mut self, d: Data) -> Result<(), Stop> {
+        // An answer to a request we no longer track (or never made) is dropped, as in JS.
+        let Some(req) = self.inflight.remove(&d.request) else { return Ok(()) };
+        let got_block = d.block.as_ref().map(|b| b.index);
+        if got_block.is_some() && got_block != req.block {
+            return Err(Stop::Peer(format!("sent block {got_block:?} for a request for {:?}", req.block)));
         }
-        // Keep the pipe full while this batch is stored.
-        self.fill().await?;
-        if batch.is_empty() {
+        if d.upgrade.is_some() && !req.upgrade {
+            return Err(Stop::Peer("sent an upgrade nobody asked for".into()));
+        }
+        if d.hash.is_some() || d.seek.is_some() {
+            return Err(Stop::Peer("sent a hash or seek proof nobody asked for".into()));
+        }
+        // Parts asked for and not sent count as refused.
+        if let Some(seq) = req.block.filter(|_| got_block.is_none()) {
+            self.release(seq);
+            if self.unavailable.len() < MAX_UNAVAILABLE {
+                self.unavailable.insert(seq);
+            }
+        }
+        if req.upgrade && d.upgrade.is_none() {
+            self.release_upgrade();
+            self.upgrade_refused = true;
+        }
+        if got_block.is_none() && d.upgrade.is_none() {
             return Ok(());
         }
+        let got = Inflight { block: got_block, upgrade: d.upgrade.is_some(), ..req };
+        let proof = data_to_proof(d).map_err(|e| Stop::Peer(e.to_string()))?;
+        self.to_apply.push((got, proof));
+        Ok(())
+    }
+
+    /// Stores the queued answers with one round of syncs, on a blocking thread.
+    fn start_apply(&mut self) -> ApplyJob {
+        let mut batch = std::mem::take(&mut self.to_apply);
         // Upgrades first, then blocks in order: each block's proof may lean on the one before.
         batch.sort_by_key(|(_, p)| (p.upgrade.is_none(), p.block.as_ref().map(|b| b.index).unwrap_or(0)));
         let (reqs, proofs): (Vec<Inflight>, Vec<Proof>) = batch.into_iter().unzip();
         let log = self.log.clone();
-        let results = tokio::task::spawn_blocking(move || log.apply_proofs(&proofs))
-            .await
-            .map_err(|e| Stop::Local(format!("storing proofs failed: {e}")))?
-            .map_err(|e| Stop::Local(format!("storing proofs failed: {e}")))?;
+        tokio::task::spawn_blocking(move || (reqs, log.apply_proofs(&proofs)))
+    }
+
+    /// Releases what a stored batch settled and judges the proofs that failed.
+    fn on_applied(&mut self, reqs: Vec<Inflight>, results: Result<Vec<Result<VerifiedProof, LogError>>, LogError>) -> Result<(), Stop> {
+        let results = results.map_err(|e| Stop::Local(format!("storing proofs failed: {e}")))?;
         for (req, result) in reqs.iter().zip(results) {
             if let Some(seq) = req.block {
                 self.release(seq);
@@ -556,10 +628,17 @@ impl Replicator {
 
     /// Sends requests until the window is full: an upgrade if the peer is ahead, then blocks.
     async fn fill(&mut self) -> Result<(), Stop> {
-        if self.writable || !self.remote.synced || !self.remote.uploading || self.inflight.len() >= self.window {
+        if self.writable || !self.remote.synced || !self.remote.uploading {
             return Ok(());
         }
         let status = self.status();
+        let head = self.log.head();
+        // The signed head gives the mean block size; large blocks mean fewer requests in flight.
+        let mean = head.byte_length.checked_div(head.length).unwrap_or(0).max(1);
+        let window = ((WINDOW_BYTES / mean) as usize).clamp(MIN_WINDOW.min(self.window), self.window);
+        if self.inflight.len() >= window {
+            return Ok(());
+        }
         let same_fork = self.remote.fork == status.fork;
         if !same_fork && status.length > 0 {
             if !self.warned_fork {
@@ -599,10 +678,9 @@ impl Replicator {
 
         let end = status.length.min(self.remote.length);
         let mut seq = self.cursor.max(status.contiguous);
-        if seq < end && self.inflight.len() < self.window {
-            let head = self.log.head();
+        if seq < end && self.inflight.len() < window {
             let mut scanned = 0;
-            while seq < end && self.inflight.len() < self.window && scanned < 4 * self.window {
+            while seq < end && self.inflight.len() < window && scanned < 4 * window {
                 scanned += 1;
                 if !self.remote.has(seq) {
                     // Jump to the next range the peer holds.
