@@ -32,6 +32,11 @@ pub use tree::{Node, NodeSource, TreeHead, VerifiedProof, MAX_LENGTH};
 /// Largest block the log accepts from its owner or a peer.
 pub const MAX_BLOCK_BYTES: usize = proof::MAX_BLOCK_BYTES;
 
+/// Largest commit (blocks, bytes) synced in a single round, which open re-checks in full; larger
+/// commits sync their header in a second round instead, so open time stays bounded.
+const SINGLE_ROUND_MAX_BLOCKS: usize = 1024;
+const SINGLE_ROUND_MAX_BYTES: usize = 1 << 20;
+
 /// Verified-node cache size; cleared wholesale when full.
 const VERIFIED_CACHE: usize = 1 << 16;
 
@@ -659,6 +664,7 @@ impl Log {
             data.extend_from_slice(b);
         }
         head.signature = Some(kp.sign(&head.signable()));
+        let single_round = blocks.len() <= SINGLE_ROUND_MAX_BLOCKS && total <= SINGLE_ROUND_MAX_BYTES;
         let h = Header {
             generation: generation + 1,
             key: *self.key.as_bytes(),
@@ -666,17 +672,25 @@ impl Log {
             length: head.length,
             contiguous: head.length,
             byte_length: head.byte_length,
-            prev_length: base.length,
+            // A small commit is re-checked at open (see below); a large one is not, so open
+            // stays fast whatever the batch size.
+            prev_length: if single_round { base.length } else { head.length },
             signature: head.signature,
         };
-        // One round of syncs: data, nodes and the new header slot are written, then synced
-        // together. A crash mid-round can leave the header durable without some of the bytes
-        // it covers; open re-checks blocks `prev_length..length` against it and falls back to
-        // the other slot (this commit was never acknowledged) when they do not match.
         self.data.write_all_at(&data, base.byte_length).map_err(|e| (self.io_err("data", e), false))?;
         write_nodes(&*self.tree, &mut nodes).map_err(|e| (self.io_err("tree", e), false))?;
-        self.tree.write_all_at(&h.encode(), h.slot_offset()).map_err(|e| (self.io_err("tree", e), false))?;
-        self.sync_data_and_tree()?;
+        if single_round {
+            // One round of syncs: blocks, nodes and the new header slot are written, then
+            // synced together. A crash mid-round can leave the header durable without some of
+            // the bytes it covers; open re-checks blocks `prev_length..length` against it and
+            // falls back to the other slot (this commit was never acknowledged) if they differ.
+            self.tree.write_all_at(&h.encode(), h.slot_offset()).map_err(|e| (self.io_err("tree", e), false))?;
+            self.sync_data_and_tree()?;
+        } else {
+            // Two rounds: blocks and nodes are durable before the header that references them.
+            self.sync_data_and_tree()?;
+            self.write_header(&h).map_err(|e| (e, true))?;
+        }
         Ok(head)
     }
 
