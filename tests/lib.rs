@@ -20,13 +20,30 @@ pub fn fritter_bin() -> &'static Path {
     BIN.get_or_init(|| {
         // This test binary lives in <target>/<profile>/deps/.
         let exe = std::env::current_exe().expect("the test binary knows its path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("tests run from <target>/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("a profile directory has a parent");
-        let profile = profile_dir.file_name().and_then(OsStr::to_str).expect("a UTF-8 profile name");
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("tests run from <target>/<profile>/deps");
+        let target_dir = profile_dir
+            .parent()
+            .expect("a profile directory has a parent");
+        let profile = profile_dir
+            .file_name()
+            .and_then(OsStr::to_str)
+            .expect("a UTF-8 profile name");
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("tests/ is in the workspace");
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
         let mut build = Command::new(cargo);
-        build.current_dir(workspace).args(["build", "--quiet", "-p", "fritter-app", "--bin", "fritter"]);
+        build.current_dir(workspace).args([
+            "build",
+            "--quiet",
+            "-p",
+            "fritter-app",
+            "--bin",
+            "fritter",
+        ]);
         build.env("CARGO_TARGET_DIR", target_dir);
         match profile {
             "debug" => {}
@@ -59,7 +76,9 @@ impl Default for Fritter {
 impl Fritter {
     /// A fresh, empty data directory.
     pub fn new() -> Fritter {
-        Fritter { dir: tempfile::tempdir().expect("a temp dir") }
+        Fritter {
+            dir: tempfile::tempdir().expect("a temp dir"),
+        }
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -86,8 +105,9 @@ impl Fritter {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let args: Vec<std::ffi::OsString> =
-            std::iter::once("--json".into()).chain(args.into_iter().map(|a| a.as_ref().to_owned())).collect();
+        let args: Vec<std::ffi::OsString> = std::iter::once("--json".into())
+            .chain(args.into_iter().map(|a| a.as_ref().to_owned()))
+            .collect();
         self.run(args).success().json()
     }
 
@@ -108,19 +128,28 @@ impl Fritter {
     pub fn key(&self) -> String {
         let url = self.json(["url"]);
         let url = url["url"].as_str().expect("url prints the url");
-        url.trim_start_matches("hyper://").trim_end_matches('/').to_owned()
+        url.trim_start_matches("hyper://")
+            .trim_end_matches('/')
+            .to_owned()
     }
 
     /// `fritter init --name NAME` and the archive URL it created.
     pub fn init(&self, name: &str) -> String {
         let created = self.json(["init", "--name", name]);
-        created["url"].as_str().expect("init prints the url").to_owned()
+        created["url"]
+            .as_str()
+            .expect("init prints the url")
+            .to_owned()
     }
 }
 
 fn cmd_output(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    spawn(cmd).and_then(|child| child.wait_with_output()).unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    spawn(cmd)
+        .and_then(|child| child.wait_with_output())
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// Forking copies every open file of this process into the child until the child execs,
@@ -181,23 +210,38 @@ impl Run {
     /// Expects exit code `code` and a message starting with `error:` that contains `fragment`.
     #[track_caller]
     pub fn fails(self, code: i32, fragment: &str) -> Run {
-        self.check(self.code == Some(code), &format!("expected exit code {code}"));
-        self.check(self.stderr.starts_with("error:"), "expected stderr to start with `error:`");
-        self.check(self.stderr.contains(fragment), &format!("expected stderr to contain {fragment:?}"));
+        self.check(
+            self.code == Some(code),
+            &format!("expected exit code {code}"),
+        );
+        self.check(
+            self.stderr.starts_with("error:"),
+            "expected stderr to start with `error:`",
+        );
+        self.check(
+            self.stderr.contains(fragment),
+            &format!("expected stderr to contain {fragment:?}"),
+        );
         self
     }
 
     /// Expects `fragment` on stdout.
     #[track_caller]
     pub fn stdout_has(self, fragment: &str) -> Run {
-        self.check(self.stdout.contains(fragment), &format!("expected stdout to contain {fragment:?}"));
+        self.check(
+            self.stdout.contains(fragment),
+            &format!("expected stdout to contain {fragment:?}"),
+        );
         self
     }
 
     /// Expects `fragment` on stderr.
     #[track_caller]
     pub fn stderr_has(self, fragment: &str) -> Run {
-        self.check(self.stderr.contains(fragment), &format!("expected stderr to contain {fragment:?}"));
+        self.check(
+            self.stderr.contains(fragment),
+            &format!("expected stderr to contain {fragment:?}"),
+        );
         self
     }
 

@@ -53,12 +53,16 @@ struct Cfg {
 
 impl Cfg {
     fn runs(&self, phase: &str) -> bool {
-        self.only.as_ref().is_none_or(|o| o.iter().any(|p| p == phase))
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|p| p == phase))
     }
 }
 
 fn env_flag(name: &str) -> bool {
-    std::env::var(name).map(|v| !v.is_empty() && v != "0").unwrap_or(false)
+    std::env::var(name)
+        .map(|v| !v.is_empty() && v != "0")
+        .unwrap_or(false)
 }
 
 fn env_parse<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -66,7 +70,10 @@ fn env_parse<T: std::str::FromStr>(name: &str) -> Option<T> {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 fn parse_cfg() -> Cfg {
@@ -78,7 +85,9 @@ fn parse_cfg() -> Cfg {
     let mut dir: Option<PathBuf> = std::env::var_os("FRITTER_BENCH_DIR").map(PathBuf::from);
     let mut rounds: Option<usize> = env_parse("FRITTER_BENCH_ROUNDS");
     let mut wait_idle: f64 = env_parse("FRITTER_BENCH_WAIT_IDLE").unwrap_or(0.0);
-    let mut only: Option<String> = std::env::var("FRITTER_BENCH_ONLY").ok().filter(|s| !s.is_empty());
+    let mut only: Option<String> = std::env::var("FRITTER_BENCH_ONLY")
+        .ok()
+        .filter(|s| !s.is_empty());
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |what: &str| args.next().unwrap_or_else(|| panic!("{a} needs {what}"));
@@ -147,7 +156,10 @@ struct CountingFile {
 
 impl Storage for CountingStorage {
     fn open(&self, name: &str, create: bool) -> io::Result<Arc<dyn StorageFile>> {
-        Ok(Arc::new(CountingFile { inner: self.inner.open(name, create)?, stats: self.stats.clone() }))
+        Ok(Arc::new(CountingFile {
+            inner: self.inner.open(name, create)?,
+            stats: self.stats.clone(),
+        }))
     }
     fn describe(&self) -> String {
         self.inner.describe()
@@ -161,14 +173,18 @@ impl StorageFile for CountingFile {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         let t = Instant::now();
         let r = self.inner.write_all_at(buf, offset);
-        self.stats.write_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.stats
+            .write_ns
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
         self.stats.writes.fetch_add(1, Ordering::Relaxed);
         r
     }
     fn sync(&self) -> io::Result<()> {
         let t = Instant::now();
         let r = self.inner.sync();
-        self.stats.sync_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.stats
+            .sync_ns
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
         self.stats.syncs.fetch_add(1, Ordering::Relaxed);
         r
     }
@@ -200,7 +216,10 @@ fn blocks(n: usize, size: usize, seed: u64) -> Vec<Vec<u8>> {
 
 fn fresh_dir(cfg: &Cfg, name: &str) -> tempfile::TempDir {
     fs::create_dir_all(&cfg.dir).expect("create bench dir");
-    tempfile::Builder::new().prefix(&format!("fritter-bench-{name}-")).tempdir_in(&cfg.dir).expect("temp dir")
+    tempfile::Builder::new()
+        .prefix(&format!("fritter-bench-{name}-"))
+        .tempdir_in(&cfg.dir)
+        .expect("temp dir")
 }
 
 fn open_writer(storage: &dyn Storage, kp: &KeyPair) -> Log {
@@ -258,7 +277,9 @@ fn fs_type(dir: &Path) -> String {
 }
 
 fn loadavg() -> String {
-    fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+    fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn rate(n: u64, d: Duration) -> f64 {
@@ -293,13 +314,20 @@ fn median_result(v: &[AppendResult]) -> Option<&AppendResult> {
 fn fsync_probe(cfg: &Cfg) -> f64 {
     use std::os::unix::fs::FileExt;
     let dir = fresh_dir(cfg, "probe");
-    let f = fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(dir.path().join("probe")).expect("probe file");
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(dir.path().join("probe"))
+        .expect("probe file");
     let buf = [7u8; 4096];
     let n = if cfg.quick { 50 } else { 200 };
     let mut t = Vec::with_capacity(n);
     for i in 0..n {
         let t0 = Instant::now();
-        f.write_all_at(&buf, (i * 4096) as u64).expect("probe write");
+        f.write_all_at(&buf, (i * 4096) as u64)
+            .expect("probe write");
         f.sync_data().expect("probe sync");
         t.push(t0.elapsed().as_secs_f64() * 1e6);
     }
@@ -309,7 +337,14 @@ fn fsync_probe(cfg: &Cfg) -> f64 {
 /// CPU time of the whole machine, busy and total, in clock ticks.
 fn cpu_ticks() -> (u64, u64) {
     let s = fs::read_to_string("/proc/stat").unwrap_or_default();
-    let v: Vec<u64> = s.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     if v.len() < 5 {
         return (0, 0);
     }
@@ -334,7 +369,11 @@ fn wait_idle(cfg: &Cfg) {
             return;
         }
         if start.elapsed().as_secs_f64() > cfg.wait_idle {
-            println!("  machine still {:.0}% busy after waiting {:.0}s; going ahead", busy * 100.0, cfg.wait_idle);
+            println!(
+                "  machine still {:.0}% busy after waiting {:.0}s; going ahead",
+                busy * 100.0,
+                cfg.wait_idle
+            );
             return;
         }
     }
@@ -355,15 +394,29 @@ struct Js {
 
 fn run_js(cfg: &Cfg) -> Js {
     if !cfg.js || !cfg.runs("js") {
-        return Js { note: "skipped (--no-js or --only)".into(), ..Js::default() };
+        return Js {
+            note: "skipped (--no-js or --only)".into(),
+            ..Js::default()
+        };
     }
     let root = workspace_root();
     let script = root.join("tests/js/bench-append.js");
-    if !root.join("tests/js/node_modules/hypercore/package.json").exists() {
-        return Js { note: "skipped: tests/js/node_modules missing (run `npm ci` in tests/js)".into(), ..Js::default() };
+    if !root
+        .join("tests/js/node_modules/hypercore/package.json")
+        .exists()
+    {
+        return Js {
+            note: "skipped: tests/js/node_modules missing (run `npm ci` in tests/js)".into(),
+            ..Js::default()
+        };
     }
     let dir = fresh_dir(cfg, "js");
-    eprintln!("[js] node {} --seconds {} --dir {}", script.display(), cfg.seconds, dir.path().display());
+    eprintln!(
+        "[js] node {} --seconds {} --dir {}",
+        script.display(),
+        cfg.seconds,
+        dir.path().display()
+    );
     let out = Command::new("node")
         .arg(&script)
         .arg("--seconds")
@@ -375,13 +428,32 @@ fn run_js(cfg: &Cfg) -> Js {
         .output();
     let out = match out {
         Ok(o) if o.status.success() => o,
-        Ok(o) => return Js { note: format!("skipped: node exited with {}", o.status), ..Js::default() },
-        Err(e) => return Js { note: format!("skipped: cannot run node ({e})"), ..Js::default() },
+        Ok(o) => {
+            return Js {
+                note: format!("skipped: node exited with {}", o.status),
+                ..Js::default()
+            }
+        }
+        Err(e) => {
+            return Js {
+                note: format!("skipped: cannot run node ({e})"),
+                ..Js::default()
+            }
+        }
     };
     let text = String::from_utf8_lossy(&out.stdout);
-    let v: serde_json::Value = match text.lines().rev().find_map(|l| serde_json::from_str(l).ok()) {
+    let v: serde_json::Value = match text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+    {
         Some(v) => v,
-        None => return Js { note: format!("skipped: unreadable output {text:?}"), ..Js::default() },
+        None => {
+            return Js {
+                note: format!("skipped: unreadable output {text:?}"),
+                ..Js::default()
+            }
+        }
     };
     println!("JS reference output: {}", text.trim());
     let f = |a: &str, b: &str| v.get(a).and_then(|x| x.get(b)).and_then(|x| x.as_f64());
@@ -433,7 +505,10 @@ impl AppendResult {
 fn bench_single(cfg: &Cfg, threads: usize) -> AppendResult {
     let dir = fresh_dir(cfg, &format!("single{threads}"));
     let stats = Arc::new(IoStats::default());
-    let storage = CountingStorage { inner: DiskStorage::new(dir.path()), stats: stats.clone() };
+    let storage = CountingStorage {
+        inner: DiskStorage::new(dir.path()),
+        stats: stats.clone(),
+    };
     let kp = KeyPair::generate();
     let log = open_writer(&storage, &kp);
     let pool = blocks(1024, BLOCK, threads as u64);
@@ -444,36 +519,37 @@ fn bench_single(cfg: &Cfg, threads: usize) -> AppendResult {
     let before = log.len();
     let stop = AtomicBool::new(false);
     let barrier = Barrier::new(threads + 1);
-    let (lat, elapsed, (_, _, syncs0, sync_ns0), (_, _, syncs1, sync_ns1)) = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (log, pool, stop, barrier) = (&log, &pool, &stop, &barrier);
-                s.spawn(move || {
-                    let mut lat = Vec::with_capacity(1 << 14);
-                    let mut i = t * 7;
-                    barrier.wait();
-                    while !stop.load(Ordering::Relaxed) {
-                        let t0 = Instant::now();
-                        log.append(&pool[i % pool.len()]).expect("append");
-                        lat.push(t0.elapsed().as_secs_f64() * 1e6);
-                        i += 1;
-                    }
-                    lat
+    let (lat, elapsed, (_, _, syncs0, sync_ns0), (_, _, syncs1, sync_ns1)) =
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (log, pool, stop, barrier) = (&log, &pool, &stop, &barrier);
+                    s.spawn(move || {
+                        let mut lat = Vec::with_capacity(1 << 14);
+                        let mut i = t * 7;
+                        barrier.wait();
+                        while !stop.load(Ordering::Relaxed) {
+                            let t0 = Instant::now();
+                            log.append(&pool[i % pool.len()]).expect("append");
+                            lat.push(t0.elapsed().as_secs_f64() * 1e6);
+                            i += 1;
+                        }
+                        lat
+                    })
                 })
-            })
-            .collect();
-        let s0 = stats.snapshot();
-        barrier.wait();
-        let start = Instant::now();
-        std::thread::sleep(Duration::from_secs_f64(cfg.seconds));
-        stop.store(true, Ordering::Relaxed);
-        let mut lat: Vec<f64> = Vec::new();
-        for h in handles {
-            lat.extend(h.join().expect("writer thread"));
-        }
-        let elapsed = start.elapsed();
-        (lat, elapsed, s0, stats.snapshot())
-    });
+                .collect();
+            let s0 = stats.snapshot();
+            barrier.wait();
+            let start = Instant::now();
+            std::thread::sleep(Duration::from_secs_f64(cfg.seconds));
+            stop.store(true, Ordering::Relaxed);
+            let mut lat: Vec<f64> = Vec::new();
+            for h in handles {
+                lat.extend(h.join().expect("writer thread"));
+            }
+            let elapsed = start.elapsed();
+            (lat, elapsed, s0, stats.snapshot())
+        });
     let entries = log.len() - before;
     assert_eq!(entries, lat.len() as u64, "every append is in the log");
     let mut lat = lat;
@@ -492,7 +568,10 @@ fn bench_single(cfg: &Cfg, threads: usize) -> AppendResult {
 fn bench_batch(cfg: &Cfg, batch: usize) -> AppendResult {
     let dir = fresh_dir(cfg, &format!("batch{batch}"));
     let stats = Arc::new(IoStats::default());
-    let storage = CountingStorage { inner: DiskStorage::new(dir.path()), stats: stats.clone() };
+    let storage = CountingStorage {
+        inner: DiskStorage::new(dir.path()),
+        stats: stats.clone(),
+    };
     let kp = KeyPair::generate();
     let log = open_writer(&storage, &kp);
     let pool = blocks(batch.max(4096), BLOCK, batch as u64);
@@ -507,7 +586,8 @@ fn bench_batch(cfg: &Cfg, batch: usize) -> AppendResult {
     let mut i = 0;
     loop {
         let t0 = Instant::now();
-        log.append_batch(batches[i % batches.len()]).expect("append_batch");
+        log.append_batch(batches[i % batches.len()])
+            .expect("append_batch");
         let t1 = Instant::now();
         lat.push((t1 - t0).as_secs_f64() * 1e6);
         n += batch as u64;
@@ -559,7 +639,14 @@ fn build_log(cfg: &Cfg, entries: u64, size: usize) -> Built {
     assert_eq!(info.length, entries);
     drop(log);
     let (apparent, allocated) = file_sizes(dir.path());
-    Built { dir, kp, build, apparent, allocated, payload: info.byte_length }
+    Built {
+        dir,
+        kp,
+        build,
+        apparent,
+        allocated,
+        payload: info.byte_length,
+    }
 }
 
 struct OpenResult {
@@ -676,10 +763,26 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 fn print_table(rows: &[Row]) {
-    let headers = ["Figure", "Fritter", "Goal", "JS hypercore 11", "Fritter/JS", "Result"];
+    let headers = [
+        "Figure",
+        "Fritter",
+        "Goal",
+        "JS hypercore 11",
+        "Fritter/JS",
+        "Result",
+    ];
     let cells: Vec<[&str; 6]> = rows
         .iter()
-        .map(|r| [r.figure.as_str(), r.ours.as_str(), r.goal.as_str(), r.js.as_str(), r.ratio.as_str(), r.result])
+        .map(|r| {
+            [
+                r.figure.as_str(),
+                r.ours.as_str(),
+                r.goal.as_str(),
+                r.js.as_str(),
+                r.ratio.as_str(),
+                r.result,
+            ]
+        })
         .collect();
     let mut w = headers.map(str::len);
     for c in &cells {
@@ -688,7 +791,9 @@ fn print_table(rows: &[Row]) {
         }
     }
     let line = |c: [&str; 6]| {
-        let parts: Vec<String> = (0..6).map(|i| format!("{:<width$}", c[i], width = w[i])).collect();
+        let parts: Vec<String> = (0..6)
+            .map(|i| format!("{:<width$}", c[i], width = w[i]))
+            .collect();
         println!("| {} |", parts.join(" | "));
     };
     line(headers);
@@ -721,7 +826,8 @@ fn main() {
     let batch_sizes = [100usize, 1000];
     let mut js_rounds: Vec<Js> = Vec::new();
     let mut fsync_rounds: Vec<f64> = Vec::new();
-    let mut single_rounds: Vec<Vec<AppendResult>> = single_threads.iter().map(|_| Vec::new()).collect();
+    let mut single_rounds: Vec<Vec<AppendResult>> =
+        single_threads.iter().map(|_| Vec::new()).collect();
     let mut batch_rounds: Vec<Vec<AppendResult>> = batch_sizes.iter().map(|_| Vec::new()).collect();
     let appends = cfg.runs("js") || cfg.runs("single") || cfg.runs("batch");
     for round in 1..=cfg.rounds {
@@ -730,7 +836,11 @@ fn main() {
         }
         wait_idle(&cfg);
         let probe = fsync_probe(&cfg);
-        println!("round {round}/{}: load {}; raw 4 KiB write+fdatasync p50 {probe:.0}us", cfg.rounds, loadavg());
+        println!(
+            "round {round}/{}: load {}; raw 4 KiB write+fdatasync p50 {probe:.0}us",
+            cfg.rounds,
+            loadavg()
+        );
         fsync_rounds.push(probe);
         let js = run_js(&cfg);
         println!("  JS reference: {}", js.note);
@@ -748,7 +858,11 @@ fn main() {
             for (i, threads) in single_threads.iter().enumerate() {
                 eprintln!("[fritter] round {round}: single appends, {threads} writer threads");
                 let r = bench_single(&cfg, *threads);
-                println!("  single appends x{threads}: {}/s: {}", human(r.per_sec()), r.detail());
+                println!(
+                    "  single appends x{threads}: {}/s: {}",
+                    human(r.per_sec()),
+                    r.detail()
+                );
                 single_rounds[i].push(r);
             }
         }
@@ -756,7 +870,11 @@ fn main() {
             for (i, batch) in batch_sizes.iter().enumerate() {
                 eprintln!("[fritter] round {round}: batched appends of {batch}");
                 let r = bench_batch(&cfg, *batch);
-                println!("  batches of {batch}: {}/s: {}", human(r.per_sec()), r.detail());
+                println!(
+                    "  batches of {batch}: {}/s: {}",
+                    human(r.per_sec()),
+                    r.detail()
+                );
                 batch_rounds[i].push(r);
             }
         }
@@ -765,9 +883,18 @@ fn main() {
 
     let js_med = |f: fn(&Js) -> Option<f64>| median(js_rounds.iter().filter_map(f).collect());
     let js_single = js_med(|j| j.single);
-    let js_note = js_rounds.first().map(|j| j.note.clone()).unwrap_or_else(|| "not run".into());
-    let ratio_to = |ours: f64, js: Option<f64>| js.map(|j| format!("{:.1}x", ours / j)).unwrap_or_else(|| "-".into());
-    let js_str = |js: Option<f64>| js.map(|j| format!("{}/s", human(j))).unwrap_or_else(|| "-".into());
+    let js_note = js_rounds
+        .first()
+        .map(|j| j.note.clone())
+        .unwrap_or_else(|| "not run".into());
+    let ratio_to = |ours: f64, js: Option<f64>| {
+        js.map(|j| format!("{:.1}x", ours / j))
+            .unwrap_or_else(|| "-".into())
+    };
+    let js_str = |js: Option<f64>| {
+        js.map(|j| format!("{}/s", human(j)))
+            .unwrap_or_else(|| "-".into())
+    };
     let spread = |v: &[AppendResult]| {
         let r: Vec<f64> = v.iter().map(AppendResult::per_sec).collect();
         if r.len() < 2 {
@@ -791,7 +918,9 @@ fn main() {
     }
     let single_goal = js_single.map(|j| 5.0 * j);
     for (i, threads) in single_threads.iter().enumerate() {
-        let Some(r) = median_result(&single_rounds[i]) else { continue };
+        let Some(r) = median_result(&single_rounds[i]) else {
+            continue;
+        };
         let concurrent = *threads > 1;
         rows.push(Row {
             figure: format!(
@@ -825,8 +954,14 @@ fn main() {
         });
     }
     for (i, batch) in batch_sizes.iter().enumerate() {
-        let Some(r) = median_result(&batch_rounds[i]) else { continue };
-        let j = if *batch == 100 { js_med(|j| j.batch_100) } else { js_med(|j| j.batch_1000) };
+        let Some(r) = median_result(&batch_rounds[i]) else {
+            continue;
+        };
+        let j = if *batch == 100 {
+            js_med(|j| j.batch_100)
+        } else {
+            js_med(|j| j.batch_1000)
+        };
         rows.push(Row {
             figure: format!("batched appends, batch {batch}"),
             ours: format!("{}/s{}", human(r.per_sec()), spread(&batch_rounds[i])),
@@ -839,7 +974,10 @@ fn main() {
 
     if cfg.runs("read") || cfg.runs("storage") {
         let m = format!("{}M", cfg.entries as f64 / 1e6);
-        eprintln!("[fritter] building a {}-entry log of {BLOCK}-byte entries", cfg.entries);
+        eprintln!(
+            "[fritter] building a {}-entry log of {BLOCK}-byte entries",
+            cfg.entries
+        );
         let big = build_log(&cfg, cfg.entries, BLOCK);
         println!(
             "  built {} entries in batches of 10,000 in {:.2}s ({}/s)",
@@ -859,7 +997,10 @@ fn main() {
         if cfg.runs("read") {
             eprintln!("[fritter] sequential verified scans");
             let (n, d) = bench_scan(&big, true);
-            println!("  for_each, files evicted from page cache first: {n} entries in {:.3}s", d.as_secs_f64());
+            println!(
+                "  for_each, files evicted from page cache first: {n} entries in {:.3}s",
+                d.as_secs_f64()
+            );
             rows.push(Row {
                 figure: "sequential verified read (for_each), cold-ish".into(),
                 ours: format!("{}/s", human(rate(n, d))),
@@ -869,7 +1010,10 @@ fn main() {
                 result: verdict(rate(n, d) >= 100_000.0),
             });
             let (n, d) = bench_scan(&big, false);
-            println!("  for_each, page cache warm: {n} entries in {:.3}s", d.as_secs_f64());
+            println!(
+                "  for_each, page cache warm: {n} entries in {:.3}s",
+                d.as_secs_f64()
+            );
             rows.push(Row {
                 figure: "sequential verified read (for_each), warm".into(),
                 ours: format!("{}/s", human(rate(n, d))),
@@ -916,7 +1060,6 @@ fn main() {
                 ratio: "-".into(),
                 result: verdict(o.p99_ms < 50.0),
             });
-
         }
 
         let ratio300 = big.apparent as f64 / big.payload as f64;
@@ -934,7 +1077,10 @@ fn main() {
         });
         drop(big);
 
-        eprintln!("[fritter] building a {}-entry log of 200-byte entries", cfg.entries);
+        eprintln!(
+            "[fritter] building a {}-entry log of 200-byte entries",
+            cfg.entries
+        );
         let small = build_log(&cfg, cfg.entries, 200);
         let ratio200 = small.apparent as f64 / small.payload as f64;
         println!(
@@ -951,7 +1097,6 @@ fn main() {
         });
         drop(small);
     }
-
 
     println!("load average at end: {}", loadavg());
     println!();

@@ -45,7 +45,9 @@ struct Cfg {
 
 impl Cfg {
     fn runs(&self, phase: &str) -> bool {
-        self.only.as_ref().is_none_or(|o| o.iter().any(|p| p == phase))
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|p| p == phase))
     }
 }
 
@@ -54,7 +56,10 @@ fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 fn parse_cfg(args: &[String]) -> Cfg {
@@ -62,17 +67,31 @@ fn parse_cfg(args: &[String]) -> Cfg {
         entries: env("FRITTER_BENCH_ENTRIES").unwrap_or(100_000),
         size: env("FRITTER_BENCH_SIZE").unwrap_or(300),
         live: env("FRITTER_BENCH_LIVE").unwrap_or(200),
-        js: std::env::var("FRITTER_BENCH_NO_JS").map(|v| v.is_empty() || v == "0").unwrap_or(true),
-        only: std::env::var("FRITTER_BENCH_ONLY").ok().filter(|s| !s.is_empty()).map(|s| s.split(',').map(str::to_owned).collect()),
+        js: std::env::var("FRITTER_BENCH_NO_JS")
+            .map(|v| v.is_empty() || v == "0")
+            .unwrap_or(true),
+        only: std::env::var("FRITTER_BENCH_ONLY")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.split(',').map(str::to_owned).collect()),
         rounds: env("FRITTER_BENCH_ROUNDS").unwrap_or(3),
         window: env("FRITTER_BENCH_WINDOW").unwrap_or(NodeConfig::default().window),
-        dir: std::env::var_os("FRITTER_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|| {
-            std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target")).join("bench-tmp")
-        }),
+        dir: std::env::var_os("FRITTER_BENCH_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                std::env::var_os("CARGO_TARGET_DIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| workspace_root().join("target"))
+                    .join("bench-tmp")
+            }),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = || it.next().cloned().unwrap_or_else(|| panic!("{a} needs a value"));
+        let mut value = || {
+            it.next()
+                .cloned()
+                .unwrap_or_else(|| panic!("{a} needs a value"))
+        };
         match a.as_str() {
             "--entries" => cfg.entries = value().parse().expect("--entries"),
             "--size" => cfg.size = value().parse().expect("--size"),
@@ -96,11 +115,18 @@ fn entry(i: u64, size: usize) -> Vec<u8> {
 }
 
 fn now_ns() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 // ---- the writer process -------------------------------------------------------------------
@@ -110,7 +136,14 @@ fn serve(args: &[String]) {
     let entries: u64 = args[1].parse().expect("entries");
     let size: usize = args[2].parse().expect("size");
     let kp = KeyPair::from_seed(&SEED);
-    let log = Arc::new(Log::open(&DiskStorage::new(&dir), kp.public(), Access::Writer(kp.clone())).expect("open writer"));
+    let log = Arc::new(
+        Log::open(
+            &DiskStorage::new(&dir),
+            kp.public(),
+            Access::Writer(kp.clone()),
+        )
+        .expect("open writer"),
+    );
     let mut i = log.len();
     while i < entries {
         let end = (i + 1000).min(entries);
@@ -121,9 +154,12 @@ fn serve(args: &[String]) {
     }
     let rt = runtime();
     rt.block_on(async {
-        let node = Node::start(NodeConfig { listen: Some("127.0.0.1:0".parse().expect("addr")), ..NodeConfig::default() })
-            .await
-            .expect("node");
+        let node = Node::start(NodeConfig {
+            listen: Some("127.0.0.1:0".parse().expect("addr")),
+            ..NodeConfig::default()
+        })
+        .await
+        .expect("node");
         node.add(log.clone());
         let port = node.local_addr().expect("addr").port();
         println!("READY {port} {}", hex::encode(log.info().tree_hash));
@@ -178,15 +214,30 @@ impl Drop for Proc {
 }
 
 fn spawn(cmd: &mut Command) -> Proc {
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn");
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn");
     let stdin = child.stdin.take().expect("stdin");
     let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    Proc { child, stdin, stdout }
+    Proc {
+        child,
+        stdin,
+        stdout,
+    }
 }
 
 fn rust_writer(cfg: &Cfg, dir: &Path) -> (Proc, u16, String) {
     let exe = std::env::current_exe().expect("exe");
-    let mut w = spawn(Command::new(exe).arg("--serve").arg(dir).arg(cfg.entries.to_string()).arg(cfg.size.to_string()));
+    let mut w = spawn(
+        Command::new(exe)
+            .arg("--serve")
+            .arg(dir)
+            .arg(cfg.entries.to_string())
+            .arg(cfg.size.to_string()),
+    );
     let ready = w.line();
     let mut parts = ready.split_whitespace();
     assert_eq!(parts.next(), Some("READY"), "writer said {ready:?}");
@@ -217,7 +268,9 @@ fn js_json(child: &mut Proc, event: &str) -> serde_json::Value {
 }
 
 fn fresh(cfg: &Cfg, name: &str) -> PathBuf {
-    let d = cfg.dir.join(format!("replicate-{name}-{}", std::process::id()));
+    let d = cfg
+        .dir
+        .join(format!("replicate-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("bench dir");
     d
@@ -244,7 +297,12 @@ fn parts(cfg: &Cfg, rows: &mut Vec<Row>) {
     let wdir = fresh(cfg, "parts-writer");
     let rdir = fresh(cfg, "parts-reader");
     let kp = KeyPair::from_seed(&SEED);
-    let w = Log::open(&DiskStorage::new(&wdir), kp.public(), Access::Writer(kp.clone())).expect("writer");
+    let w = Log::open(
+        &DiskStorage::new(&wdir),
+        kp.public(),
+        Access::Writer(kp.clone()),
+    )
+    .expect("writer");
     let n = cfg.entries;
     let mut i = 0;
     while i < n {
@@ -255,7 +313,15 @@ fn parts(cfg: &Cfg, rows: &mut Vec<Row>) {
         i = end;
     }
     let r = Log::open(&DiskStorage::new(&rdir), kp.public(), Access::Replica).expect("replica");
-    let up = w.proof(&ProofRequest { upgrade: Some(RequestUpgrade { start: 0, length: n }), ..Default::default() }).expect("upgrade");
+    let up = w
+        .proof(&ProofRequest {
+            upgrade: Some(RequestUpgrade {
+                start: 0,
+                length: n,
+            }),
+            ..Default::default()
+        })
+        .expect("upgrade");
     r.apply_proof(&up).expect("apply upgrade");
     let roots = w.head().roots.clone();
     let started = Instant::now();
@@ -263,12 +329,22 @@ fn parts(cfg: &Cfg, rows: &mut Vec<Row>) {
     for seq in 0..n {
         let levels = roots
             .iter()
-            .find(|x| fritter_common::log::flat::left_span(x.index) <= 2 * seq && 2 * seq <= fritter_common::log::flat::right_span(x.index))
+            .find(|x| {
+                fritter_common::log::flat::left_span(x.index) <= 2 * seq
+                    && 2 * seq <= fritter_common::log::flat::right_span(x.index)
+            })
             .map(|x| fritter_common::log::flat::depth(x.index))
             .unwrap_or(0);
         let tz = seq.trailing_zeros();
-        let nodes = if seq == 0 || tz >= levels { r.missing_nodes(seq).expect("missing") } else { tz as u64 };
-        reqs.push(ProofRequest { block: Some(RequestBlock { index: seq, nodes }), ..Default::default() });
+        let nodes = if seq == 0 || tz >= levels {
+            r.missing_nodes(seq).expect("missing")
+        } else {
+            tz as u64
+        };
+        reqs.push(ProofRequest {
+            block: Some(RequestBlock { index: seq, nodes }),
+            ..Default::default()
+        });
     }
     // Answered in batches, as the replicator answers what arrived in one round.
     let mut proofs = Vec::with_capacity(n as usize);
@@ -284,8 +360,16 @@ fn parts(cfg: &Cfg, rows: &mut Vec<Row>) {
     }
     let apply = started.elapsed().as_secs_f64();
     assert_eq!(r.info().contiguous, n);
-    rows.push(Row { name: "answering block requests (one core)".into(), value: format!("{:.0} proofs/s", n as f64 / serve), goal: String::new() });
-    rows.push(Row { name: "storing proofs, batches of 1,024 (one core + fsync)".into(), value: format!("{:.0} proofs/s", n as f64 / apply), goal: String::new() });
+    rows.push(Row {
+        name: "answering block requests (one core)".into(),
+        value: format!("{:.0} proofs/s", n as f64 / serve),
+        goal: String::new(),
+    });
+    rows.push(Row {
+        name: "storing proofs, batches of 1,024 (one core + fsync)".into(),
+        value: format!("{:.0} proofs/s", n as f64 / apply),
+        goal: String::new(),
+    });
     let _ = std::fs::remove_dir_all(&wdir);
     let _ = std::fs::remove_dir_all(&rdir);
 }
@@ -298,27 +382,58 @@ fn rust_round(cfg: &Cfg, live: usize) -> (f64, Vec<(f64, f64)>) {
     let rdir = fresh(cfg, "reader");
     let kp = KeyPair::from_seed(&SEED);
     let result = runtime().block_on(async {
-        let log = Arc::new(Log::open(&DiskStorage::new(&rdir), kp.public(), Access::Replica).expect("replica"));
-        let node = Node::start(NodeConfig { window: cfg.window, ..NodeConfig::default() }).await.expect("node");
+        let log = Arc::new(
+            Log::open(&DiskStorage::new(&rdir), kp.public(), Access::Replica).expect("replica"),
+        );
+        let node = Node::start(NodeConfig {
+            window: cfg.window,
+            ..NodeConfig::default()
+        })
+        .await
+        .expect("node");
         node.add(log.clone());
         let mut status = log.subscribe();
         let start = Instant::now();
-        node.connect(format!("127.0.0.1:{port}").parse().expect("addr")).await.expect("connect");
+        node.connect(format!("127.0.0.1:{port}").parse().expect("addr"))
+            .await
+            .expect("connect");
         let n = cfg.entries;
-        tokio::time::timeout(Duration::from_secs(600), status.wait_for(|s| s.contiguous >= n)).await.expect("replication timed out").expect("watch");
+        tokio::time::timeout(
+            Duration::from_secs(600),
+            status.wait_for(|s| s.contiguous >= n),
+        )
+        .await
+        .expect("replication timed out")
+        .expect("watch");
         let secs = start.elapsed().as_secs_f64();
-        assert_eq!(hex::encode(log.info().tree_hash), hash, "replica matches the writer");
+        assert_eq!(
+            hex::encode(log.info().tree_hash),
+            hash,
+            "replica matches the writer"
+        );
         let mut latencies = Vec::new();
         for k in 0..live {
             writeln!(w.stdin, "append").expect("to writer");
             w.stdin.flush().expect("flush");
             let target = n + k as u64 + 1;
-            tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| s.contiguous >= target)).await.expect("live append timed out").expect("watch");
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                status.wait_for(|s| s.contiguous >= target),
+            )
+            .await
+            .expect("live append timed out")
+            .expect("watch");
             let visible = now_ns();
             let line = w.line();
-            let mut p = line.split_whitespace().skip(1).map(|x| x.parse::<u128>().expect("ns"));
+            let mut p = line
+                .split_whitespace()
+                .skip(1)
+                .map(|x| x.parse::<u128>().expect("ns"));
             let (t0, t1) = (p.next().expect("t0"), p.next().expect("t1"));
-            latencies.push((visible.saturating_sub(t0) as f64 / 1e6, t1.saturating_sub(t0) as f64 / 1e6));
+            latencies.push((
+                visible.saturating_sub(t0) as f64 / 1e6,
+                t1.saturating_sub(t0) as f64 / 1e6,
+            ));
         }
         node.shutdown().await;
         (n as f64 / secs, latencies)
@@ -336,13 +451,21 @@ fn main() {
         return serve(&args[1..]);
     }
     let cfg = parse_cfg(&args);
-    let node_ok = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success())
-        && workspace_root().join("tests/js/node_modules/hypercore").exists();
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+        && workspace_root()
+            .join("tests/js/node_modules/hypercore")
+            .exists();
     let js = cfg.js && node_ok;
     if cfg.js && !node_ok {
         eprintln!("note: node or tests/js/node_modules missing; JS figures skipped");
     }
-    eprintln!("replication bench: {} entries of {} bytes, {} live appends", cfg.entries, cfg.size, cfg.live);
+    eprintln!(
+        "replication bench: {} entries of {} bytes, {} live appends",
+        cfg.entries, cfg.size, cfg.live
+    );
     let mut rows: Vec<Row> = Vec::new();
     let size = cfg.size.to_string();
     let entries = cfg.entries.to_string();
@@ -353,17 +476,39 @@ fn main() {
     }
 
     if js && cfg.runs("js") {
-        let mut w = spawn(&mut js_peer(&["writer", "--seed", &hex::encode(SEED), "--entries", &entries, "--size", &size]));
+        let mut w = spawn(&mut js_peer(&[
+            "writer",
+            "--seed",
+            &hex::encode(SEED),
+            "--entries",
+            &entries,
+            "--size",
+            &size,
+        ]));
         let ready = js_json(&mut w, "ready");
         let key = ready["key"].as_str().expect("key").to_owned();
         let port = ready["port"].as_u64().expect("port");
-        let mut r = spawn(&mut js_peer(&["reader", "--key", &key, "--connect", &format!("127.0.0.1:{port}"), "--expect", &entries, "--size", &size]));
+        let mut r = spawn(&mut js_peer(&[
+            "reader",
+            "--key",
+            &key,
+            "--connect",
+            &format!("127.0.0.1:{port}"),
+            "--expect",
+            &entries,
+            "--size",
+            &size,
+        ]));
         let synced = js_json(&mut r, "synced");
         assert_eq!(synced["bad"], 0);
         let ms = synced["ms"].as_f64().expect("ms");
         let rate = cfg.entries as f64 / (ms / 1000.0);
         js_rate = Some(rate);
-        rows.push(Row { name: "full replication, JS to JS".into(), value: format!("{rate:.0} entries/s ({ms:.0} ms)"), goal: "reference".into() });
+        rows.push(Row {
+            name: "full replication, JS to JS".into(),
+            value: format!("{rate:.0} entries/s ({ms:.0} ms)"),
+            goal: "reference".into(),
+        });
     }
 
     if cfg.runs("rust") {
@@ -380,11 +525,35 @@ fn main() {
         rates.sort_by(f64::total_cmp);
         let rate = percentile(&rates, 0.5);
         let goal = match js_rate {
-            Some(j) => format!(">= 70,000/s and >= 10x JS ({:.0}): {}", 10.0 * j, if rate >= 70_000.0 && rate >= 10.0 * j { "PASS" } else { "MISS" }),
-            None => format!(">= 70,000/s: {}", if rate >= 70_000.0 { "PASS" } else { "MISS" }),
+            Some(j) => format!(
+                ">= 70,000/s and >= 10x JS ({:.0}): {}",
+                10.0 * j,
+                if rate >= 70_000.0 && rate >= 10.0 * j {
+                    "PASS"
+                } else {
+                    "MISS"
+                }
+            ),
+            None => format!(
+                ">= 70,000/s: {}",
+                if rate >= 70_000.0 { "PASS" } else { "MISS" }
+            ),
         };
-        let spread = if rates.len() > 1 { format!(", {} rounds {:.0} to {:.0}", rates.len(), rates[0], rates[rates.len() - 1]) } else { String::new() };
-        rows.push(Row { name: "full replication, Rust to Rust (median)".into(), value: format!("{rate:.0} entries/s{spread}"), goal });
+        let spread = if rates.len() > 1 {
+            format!(
+                ", {} rounds {:.0} to {:.0}",
+                rates.len(),
+                rates[0],
+                rates[rates.len() - 1]
+            )
+        } else {
+            String::new()
+        };
+        rows.push(Row {
+            name: "full replication, Rust to Rust (median)".into(),
+            value: format!("{rate:.0} entries/s{spread}"),
+            goal,
+        });
         if !latencies.is_empty() {
             let mut total: Vec<f64> = latencies.iter().map(|l| l.0).collect();
             let mut append: Vec<f64> = latencies.iter().map(|l| l.1).collect();
@@ -393,37 +562,68 @@ fn main() {
             let p99 = percentile(&total, 0.99);
             rows.push(Row {
                 name: format!("live append to visible ({} appends)", total.len()),
-                value: format!("p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", percentile(&total, 0.5), p99, total[total.len() - 1]),
+                value: format!(
+                    "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                    percentile(&total, 0.5),
+                    p99,
+                    total[total.len() - 1]
+                ),
                 goal: format!("p99 < 20 ms: {}", if p99 < 20.0 { "PASS" } else { "MISS" }),
             });
             rows.push(Row {
                 name: "  of which the writer's durable append".into(),
-                value: format!("p50 {:.1} ms, p99 {:.1} ms", percentile(&append, 0.5), percentile(&append, 0.99)),
+                value: format!(
+                    "p50 {:.1} ms, p99 {:.1} ms",
+                    percentile(&append, 0.5),
+                    percentile(&append, 0.99)
+                ),
                 goal: String::new(),
             });
         }
     }
 
     if js && cfg.runs("js-rust") {
-        let mut w = spawn(&mut js_peer(&["writer", "--seed", &hex::encode(SEED), "--entries", &entries, "--size", &size]));
+        let mut w = spawn(&mut js_peer(&[
+            "writer",
+            "--seed",
+            &hex::encode(SEED),
+            "--entries",
+            &entries,
+            "--size",
+            &size,
+        ]));
         let ready = js_json(&mut w, "ready");
         let port = ready["port"].as_u64().expect("port");
         let rdir = fresh(&cfg, "js-reader");
         let kp = KeyPair::from_seed(&SEED);
         let (rate, secs) = runtime().block_on(async {
-            let log = Arc::new(Log::open(&DiskStorage::new(&rdir), kp.public(), Access::Replica).expect("replica"));
+            let log = Arc::new(
+                Log::open(&DiskStorage::new(&rdir), kp.public(), Access::Replica).expect("replica"),
+            );
             let node = Node::start(NodeConfig::default()).await.expect("node");
             node.add(log.clone());
             let mut status = log.subscribe();
             let start = Instant::now();
-            node.connect(format!("127.0.0.1:{port}").parse().expect("addr")).await.expect("connect");
+            node.connect(format!("127.0.0.1:{port}").parse().expect("addr"))
+                .await
+                .expect("connect");
             let n = cfg.entries;
-            tokio::time::timeout(Duration::from_secs(600), status.wait_for(|s| s.contiguous >= n)).await.expect("timed out").expect("watch");
+            tokio::time::timeout(
+                Duration::from_secs(600),
+                status.wait_for(|s| s.contiguous >= n),
+            )
+            .await
+            .expect("timed out")
+            .expect("watch");
             let secs = start.elapsed().as_secs_f64();
             node.shutdown().await;
             (n as f64 / secs, secs)
         });
-        rows.push(Row { name: "full replication, JS writer to Rust".into(), value: format!("{rate:.0} entries/s ({secs:.2} s)"), goal: "(bound by the JS uploader)".into() });
+        rows.push(Row {
+            name: "full replication, JS writer to Rust".into(),
+            value: format!("{rate:.0} entries/s ({secs:.2} s)"),
+            goal: "(bound by the JS uploader)".into(),
+        });
         let _ = std::fs::remove_dir_all(&rdir);
     }
 
@@ -431,13 +631,26 @@ fn main() {
         let wdir = fresh(&cfg, "writer-js");
         let (_w, port, _) = rust_writer(&cfg, &wdir);
         let kp = KeyPair::from_seed(&SEED);
-        let mut r = spawn(&mut js_peer(&["reader", "--key", &kp.public().to_hex(), "--connect", &format!("127.0.0.1:{port}"), "--expect", &entries, "--size", &size]));
+        let mut r = spawn(&mut js_peer(&[
+            "reader",
+            "--key",
+            &kp.public().to_hex(),
+            "--connect",
+            &format!("127.0.0.1:{port}"),
+            "--expect",
+            &entries,
+            "--size",
+            &size,
+        ]));
         let synced = js_json(&mut r, "synced");
         assert_eq!(synced["bad"], 0);
         let ms = synced["ms"].as_f64().expect("ms");
         rows.push(Row {
             name: "full replication, Rust writer to JS".into(),
-            value: format!("{:.0} entries/s ({ms:.0} ms)", cfg.entries as f64 / (ms / 1000.0)),
+            value: format!(
+                "{:.0} entries/s ({ms:.0} ms)",
+                cfg.entries as f64 / (ms / 1000.0)
+            ),
             goal: "(bound by the JS downloader)".into(),
         });
         let _ = std::fs::remove_dir_all(&wdir);

@@ -82,7 +82,11 @@ pub struct Archive {
 
 impl Archive {
     pub fn new(log: Arc<Log>) -> Self {
-        Archive { log, view: RwLock::new(View::default()), skipped_total: Default::default() }
+        Archive {
+            log,
+            view: RwLock::new(View::default()),
+            skipped_total: Default::default(),
+        }
     }
 
     pub fn key(&self) -> PublicKey {
@@ -116,14 +120,20 @@ impl Archive {
         }
         let mut v = self.view.write();
         if v.fork != info.fork || v.folded > info.contiguous {
-            *v = View { fork: info.fork, ..View::default() };
+            *v = View {
+                fork: info.fork,
+                ..View::default()
+            };
         }
         let start = v.folded;
         let mut skipped = 0u64;
         self.log.for_each(start, info.contiguous, |seq, block| {
             match decode(block) {
                 Ok(entry) => {
-                    let r = EntryRef { seq, hash: crypto::leaf_hash(block) };
+                    let r = EntryRef {
+                        seq,
+                        hash: crypto::leaf_hash(block),
+                    };
                     match entry {
                         Entry::Put { path, .. } => {
                             v.files.insert(path, r);
@@ -136,20 +146,28 @@ impl Archive {
                 Err(e) => {
                     skipped += 1;
                     if v.skipped.len() < MAX_SKIPPED_KEPT {
-                        v.skipped.push(Skipped { seq, reason: e.to_string() });
+                        v.skipped.push(Skipped {
+                            seq,
+                            reason: e.to_string(),
+                        });
                     }
                 }
             }
             v.folded = seq + 1;
             Ok(())
         })?;
-        self.skipped_total.fetch_add(skipped, std::sync::atomic::Ordering::Relaxed);
+        self.skipped_total
+            .fetch_add(skipped, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
     /// Entries the view ignored: the total and the first few with reasons.
     pub fn skipped(&self) -> (u64, Vec<Skipped>) {
-        (self.skipped_total.load(std::sync::atomic::Ordering::Relaxed), self.view.read().skipped.clone())
+        (
+            self.skipped_total
+                .load(std::sync::atomic::Ordering::Relaxed),
+            self.view.read().skipped.clone(),
+        )
     }
 
     fn write(&self, entry: &Entry) -> Result<EntryRef, ArchiveError> {
@@ -176,7 +194,10 @@ impl Archive {
     pub fn delete(&self, path: &FilePath) -> Result<EntryRef, ArchiveError> {
         self.refresh()?;
         if !self.view.read().files.contains_key(path) {
-            return Err(ArchiveError::NotFound { archive: self.key().to_hex(), path: path.to_string() });
+            return Err(ArchiveError::NotFound {
+                archive: self.key().to_hex(),
+                path: path.to_string(),
+            });
         }
         self.write(&Entry::Del { path: path.clone() })
     }
@@ -189,7 +210,11 @@ impl Archive {
         };
         let block = self.log.get(r.seq)?;
         match decode(&block)? {
-            Entry::Put { path, value } => Ok(Some(FileVersion { path, entry: r, value: Value::Object(value) })),
+            Entry::Put { path, value } => Ok(Some(FileVersion {
+                path,
+                entry: r,
+                value: Value::Object(value),
+            })),
             Entry::Del { .. } => Ok(None),
         }
     }
@@ -211,7 +236,10 @@ impl Archive {
         let info = self.log.info();
         let mut out = Vec::new();
         self.log.for_each(0, info.contiguous, |seq, block| {
-            let entry = EntryRef { seq, hash: crypto::leaf_hash(block) };
+            let entry = EntryRef {
+                seq,
+                hash: crypto::leaf_hash(block),
+            };
             let (op, p) = match decode(block) {
                 Ok(Entry::Put { path, .. }) => ("put", path.to_string()),
                 Ok(Entry::Del { path }) => ("del", path.to_string()),
@@ -228,7 +256,10 @@ impl Archive {
     /// Reads and decodes entry `seq` (for references that pin an exact entry).
     pub fn entry(&self, seq: u64) -> Result<(EntryRef, Entry), ArchiveError> {
         let block = self.log.get(seq)?;
-        let r = EntryRef { seq, hash: crypto::leaf_hash(&block) };
+        let r = EntryRef {
+            seq,
+            hash: crypto::leaf_hash(&block),
+        };
         Ok((r, decode(&block)?))
     }
 }

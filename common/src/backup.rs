@@ -27,7 +27,11 @@ const MAX_HEADER: u64 = 16 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     #[error("{what} {}: {source}", path.display())]
-    Io { what: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     #[error("{0} is not a fritter backup: {1}")]
     NotABackup(PathBuf, String),
     #[error("backup {0} is damaged: {1}")]
@@ -91,8 +95,16 @@ pub fn export(store: &Store, out: &Path) -> Result<BackupSummary, BackupError> {
     let mut files = Vec::new();
     for name in FILES {
         let path = dir.join(name);
-        let (bytes, blake2b) = digest_file(&path).map_err(|source| BackupError::Io { what: "reading", path, source })?;
-        files.push(FileEntry { name: name.to_owned(), bytes, blake2b });
+        let (bytes, blake2b) = digest_file(&path).map_err(|source| BackupError::Io {
+            what: "reading",
+            path,
+            source,
+        })?;
+        files.push(FileEntry {
+            name: name.to_owned(),
+            bytes,
+            blake2b,
+        });
     }
     let manifest = Manifest {
         format: FORMAT.to_owned(),
@@ -104,7 +116,11 @@ pub fn export(store: &Store, out: &Path) -> Result<BackupSummary, BackupError> {
     let tmp = out.with_extension("partial");
     let io = |what| {
         let tmp = tmp.clone();
-        move |source| BackupError::Io { what, path: tmp, source }
+        move |source| BackupError::Io {
+            what,
+            path: tmp,
+            source,
+        }
     };
     let mut w = fs::OpenOptions::new()
         .write(true)
@@ -113,24 +129,40 @@ pub fn export(store: &Store, out: &Path) -> Result<BackupSummary, BackupError> {
         .mode_0600()
         .open(&tmp)
         .map_err(io("creating"))?;
-    let line = serde_json::to_string(&manifest).map_err(|e| BackupError::Damaged(tmp.clone(), e.to_string()))?;
+    let line = serde_json::to_string(&manifest)
+        .map_err(|e| BackupError::Damaged(tmp.clone(), e.to_string()))?;
     w.write_all(line.as_bytes()).map_err(io("writing"))?;
     w.write_all(b"\n").map_err(io("writing"))?;
     let mut total = 0;
     for f in &manifest.files {
         let path = dir.join(&f.name);
-        let mut src = File::open(&path).map_err(|source| BackupError::Io { what: "reading", path: path.clone(), source })?;
+        let mut src = File::open(&path).map_err(|source| BackupError::Io {
+            what: "reading",
+            path: path.clone(),
+            source,
+        })?;
         // Copy exactly the digested length even if the file grew meanwhile.
         let copied = io::copy(&mut (&mut src).take(f.bytes), &mut w).map_err(io("writing"))?;
         if copied != f.bytes {
-            return Err(BackupError::Damaged(path, "file shrank while exporting".into()));
+            return Err(BackupError::Damaged(
+                path,
+                "file shrank while exporting".into(),
+            ));
         }
         total += copied;
     }
     w.sync_all().map_err(io("syncing"))?;
     drop(w);
-    fs::rename(&tmp, out).map_err(|source| BackupError::Io { what: "renaming", path: out.to_owned(), source })?;
-    Ok(BackupSummary { archive: key, entries, bytes: total })
+    fs::rename(&tmp, out).map_err(|source| BackupError::Io {
+        what: "renaming",
+        path: out.to_owned(),
+        source,
+    })?;
+    Ok(BackupSummary {
+        archive: key,
+        entries,
+        bytes: total,
+    })
 }
 
 trait Mode0600 {
@@ -149,23 +181,35 @@ impl Mode0600 for fs::OpenOptions {
 pub fn import(store: &Store, input: &Path) -> Result<BackupSummary, BackupError> {
     let not = |why: &str| BackupError::NotABackup(input.to_owned(), why.to_owned());
     let damaged = |why: String| BackupError::Damaged(input.to_owned(), why);
-    let file = File::open(input).map_err(|source| BackupError::Io { what: "opening", path: input.to_owned(), source })?;
+    let file = File::open(input).map_err(|source| BackupError::Io {
+        what: "opening",
+        path: input.to_owned(),
+        source,
+    })?;
     let mut r = BufReader::new(file);
     let mut line = Vec::new();
     (&mut r)
         .take(MAX_HEADER)
         .read_until(b'\n', &mut line)
-        .map_err(|source| BackupError::Io { what: "reading", path: input.to_owned(), source })?;
+        .map_err(|source| BackupError::Io {
+            what: "reading",
+            path: input.to_owned(),
+            source,
+        })?;
     if line.last() != Some(&b'\n') {
         return Err(not("no description line"));
     }
     let manifest: Manifest = serde_json::from_slice(&line).map_err(|e| not(&e.to_string()))?;
     if manifest.format != FORMAT || manifest.version != VERSION {
-        return Err(not(&format!("format {} version {}", manifest.format, manifest.version)));
+        return Err(not(&format!(
+            "format {} version {}",
+            manifest.format, manifest.version
+        )));
     }
     let key = PublicKey::from_hex(&manifest.archive).map_err(|e| damaged(e.to_string()))?;
     let mut secret = [0u8; 64];
-    hex::decode_to_slice(&manifest.secret_key, &mut secret).map_err(|e| damaged(format!("secret key: {e}")))?;
+    hex::decode_to_slice(&manifest.secret_key, &mut secret)
+        .map_err(|e| damaged(format!("secret key: {e}")))?;
     let kp = KeyPair::from_secret_key(&secret).map_err(|e| damaged(e.to_string()))?;
     if kp.public() != key {
         return Err(damaged("secret key does not belong to the archive".into()));
@@ -173,25 +217,50 @@ pub fn import(store: &Store, input: &Path) -> Result<BackupSummary, BackupError>
     if let Some(existing) = store.identity()? {
         return Err(StoreError::IdentityExists(store.root().to_owned(), existing.public()).into());
     }
-    if manifest.files.len() != FILES.len() || manifest.files.iter().zip(FILES).any(|(f, n)| f.name != n) {
+    if manifest.files.len() != FILES.len()
+        || manifest.files.iter().zip(FILES).any(|(f, n)| f.name != n)
+    {
         return Err(damaged("unexpected file list".into()));
     }
 
     let final_dir = store.archive_dir(&key);
     let staging = final_dir.with_extension("import");
     let _ = fs::remove_dir_all(&staging);
-    fs::create_dir_all(&staging).map_err(|source| BackupError::Io { what: "creating", path: staging.clone(), source })?;
+    fs::create_dir_all(&staging).map_err(|source| BackupError::Io {
+        what: "creating",
+        path: staging.clone(),
+        source,
+    })?;
     let mut total = 0;
     for f in &manifest.files {
         let path = staging.join(&f.name);
-        let mut out = File::create(&path).map_err(|source| BackupError::Io { what: "creating", path: path.clone(), source })?;
-        let copied = io::copy(&mut (&mut r).take(f.bytes), &mut out)
-            .map_err(|source| BackupError::Io { what: "writing", path: path.clone(), source })?;
+        let mut out = File::create(&path).map_err(|source| BackupError::Io {
+            what: "creating",
+            path: path.clone(),
+            source,
+        })?;
+        let copied =
+            io::copy(&mut (&mut r).take(f.bytes), &mut out).map_err(|source| BackupError::Io {
+                what: "writing",
+                path: path.clone(),
+                source,
+            })?;
         if copied != f.bytes {
-            return Err(damaged(format!("{} is cut short ({copied} of {} bytes)", f.name, f.bytes)));
+            return Err(damaged(format!(
+                "{} is cut short ({copied} of {} bytes)",
+                f.name, f.bytes
+            )));
         }
-        out.sync_all().map_err(|source| BackupError::Io { what: "syncing", path: path.clone(), source })?;
-        let (_, digest) = digest_file(&path).map_err(|source| BackupError::Io { what: "reading", path: path.clone(), source })?;
+        out.sync_all().map_err(|source| BackupError::Io {
+            what: "syncing",
+            path: path.clone(),
+            source,
+        })?;
+        let (_, digest) = digest_file(&path).map_err(|source| BackupError::Io {
+            what: "reading",
+            path: path.clone(),
+            source,
+        })?;
         if digest != f.blake2b {
             return Err(damaged(format!("{} does not match its checksum", f.name)));
         }
@@ -205,9 +274,21 @@ pub fn import(store: &Store, input: &Path) -> Result<BackupSummary, BackupError>
     };
     if final_dir.exists() {
         // A replica of the same archive may be stored already; the verified backup replaces it.
-        fs::remove_dir_all(&final_dir).map_err(|source| BackupError::Io { what: "replacing", path: final_dir.clone(), source })?;
+        fs::remove_dir_all(&final_dir).map_err(|source| BackupError::Io {
+            what: "replacing",
+            path: final_dir.clone(),
+            source,
+        })?;
     }
-    fs::rename(&staging, &final_dir).map_err(|source| BackupError::Io { what: "moving", path: final_dir.clone(), source })?;
+    fs::rename(&staging, &final_dir).map_err(|source| BackupError::Io {
+        what: "moving",
+        path: final_dir.clone(),
+        source,
+    })?;
     store.save_identity(&kp)?;
-    Ok(BackupSummary { archive: key, entries, bytes: total })
+    Ok(BackupSummary {
+        archive: key,
+        entries,
+        bytes: total,
+    })
 }

@@ -75,7 +75,9 @@ pub fn discovery_key(public_key: &[u8; 32]) -> Hash {
 
 /// `crypto.namespace(name, count)` from `hypercore-crypto`: BLAKE2b(BLAKE2b(name) || id).
 pub fn namespace(name: &str, id: u8) -> Hash {
-    let ns = blake2b_simd::Params::new().hash_length(32).hash(name.as_bytes());
+    let ns = blake2b_simd::Params::new()
+        .hash_length(32)
+        .hash(name.as_bytes());
     let mut s = blake2b();
     s.update(ns.as_bytes());
     s.update(&[id]);
@@ -122,7 +124,8 @@ pub struct PublicKey {
 impl PublicKey {
     /// Accepts a key only if it decodes as a curve point and is not of small order.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
-        let vk = VerifyingKey::from_bytes(bytes).map_err(|_| KeyError::Invalid(hex::encode(bytes)))?;
+        let vk =
+            VerifyingKey::from_bytes(bytes).map_err(|_| KeyError::Invalid(hex::encode(bytes)))?;
         if vk.is_weak() {
             return Err(KeyError::Weak(hex::encode(bytes)));
         }
@@ -248,7 +251,10 @@ mod tests {
     fn weak_key_is_refused() {
         let mut weak = [0u8; 32];
         weak[0] = 1;
-        assert!(matches!(PublicKey::from_bytes(&weak), Err(KeyError::Weak(_))));
+        assert!(matches!(
+            PublicKey::from_bytes(&weak),
+            Err(KeyError::Weak(_))
+        ));
     }
 
     #[test]

@@ -21,7 +21,11 @@ use crate::log::{Access, DiskStorage, Log, LogError};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{what} {}: {source}", path.display())]
-    Io { what: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     #[error("no identity in {}: run `fritter init --name NAME` first (or `fritter import FILE`)", .0.display())]
     NoIdentity(PathBuf),
     #[error("an identity already exists in {}: its archive is hyper://{}/", .0.display(), .1)]
@@ -86,10 +90,18 @@ impl Store {
         let mut text = String::new();
         match File::open(&path) {
             Ok(f) => {
-                f.take(1024).read_to_string(&mut text).map_err(io_err("reading", &path))?;
+                f.take(1024)
+                    .read_to_string(&mut text)
+                    .map_err(io_err("reading", &path))?;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoreError::Io { what: "reading", path, source: e }),
+            Err(e) => {
+                return Err(StoreError::Io {
+                    what: "reading",
+                    path,
+                    source: e,
+                })
+            }
         }
         let mut secret = [0u8; 64];
         hex::decode_to_slice(text.trim(), &mut secret).map_err(|e| StoreError::BadKeyFile {
@@ -101,18 +113,23 @@ impl Store {
 
     /// The owner's key pair, or an error that says how to create one.
     pub fn require_identity(&self) -> Result<KeyPair, StoreError> {
-        self.identity()?.ok_or_else(|| StoreError::NoIdentity(self.root.clone()))
+        self.identity()?
+            .ok_or_else(|| StoreError::NoIdentity(self.root.clone()))
     }
 
     /// Saves a key pair as this node's identity; refuses to replace an existing one.
     pub fn save_identity(&self, kp: &KeyPair) -> Result<(), StoreError> {
         if let Some(existing) = self.identity()? {
-            return Err(StoreError::IdentityExists(self.root.clone(), existing.public()));
+            return Err(StoreError::IdentityExists(
+                self.root.clone(),
+                existing.public(),
+            ));
         }
         let path = self.key_path();
         let dir = path.parent().unwrap_or(&self.root).to_owned();
         fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io_err("securing", &dir))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+            .map_err(io_err("securing", &dir))?;
         let tmp = dir.join("secret_key.tmp");
         {
             let mut f = OpenOptions::new()
@@ -122,11 +139,14 @@ impl Store {
                 .mode(0o600)
                 .open(&tmp)
                 .map_err(io_err("writing", &tmp))?;
-            f.write_all(hex::encode(kp.secret_key()).as_bytes()).map_err(io_err("writing", &tmp))?;
+            f.write_all(hex::encode(kp.secret_key()).as_bytes())
+                .map_err(io_err("writing", &tmp))?;
             f.sync_all().map_err(io_err("syncing", &tmp))?;
         }
         fs::rename(&tmp, &path).map_err(io_err("renaming", &path))?;
-        File::open(&dir).and_then(|d| d.sync_all()).map_err(io_err("syncing", &dir))?;
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("syncing", &dir))?;
         Ok(())
     }
 
@@ -163,16 +183,30 @@ impl Store {
         let kp = self.require_identity()?;
         let key = kp.public();
         let lock = self.lock(&key)?;
-        let log = Log::open(&DiskStorage::new(self.archive_dir(&key)), key, Access::Writer(kp))?;
-        Ok(OpenArchive { archive: Archive::new(Arc::new(log)), _lock: Some(lock) })
+        let log = Log::open(
+            &DiskStorage::new(self.archive_dir(&key)),
+            key,
+            Access::Writer(kp),
+        )?;
+        Ok(OpenArchive {
+            archive: Archive::new(Arc::new(log)),
+            _lock: Some(lock),
+        })
     }
 
     /// Opens a replica of another archive, creating it if asked (this process becomes the one
     /// that stores it).
     pub fn open_replica(&self, key: &PublicKey) -> Result<OpenArchive, StoreError> {
         let lock = self.lock(key)?;
-        let log = Log::open(&DiskStorage::new(self.archive_dir(key)), *key, Access::Replica)?;
-        Ok(OpenArchive { archive: Archive::new(Arc::new(log)), _lock: Some(lock) })
+        let log = Log::open(
+            &DiskStorage::new(self.archive_dir(key)),
+            *key,
+            Access::Replica,
+        )?;
+        Ok(OpenArchive {
+            archive: Archive::new(Arc::new(log)),
+            _lock: Some(lock),
+        })
     }
 
     /// Opens any stored archive for reading only, without taking its lock.
@@ -182,7 +216,10 @@ impl Store {
             return Err(StoreError::UnknownArchive(*key));
         }
         let log = Log::open(&DiskStorage::new(dir), *key, Access::View)?;
-        Ok(OpenArchive { archive: Archive::new(Arc::new(log)), _lock: None })
+        Ok(OpenArchive {
+            archive: Archive::new(Arc::new(log)),
+            _lock: None,
+        })
     }
 
     /// Keys of every archive stored here.
@@ -192,10 +229,20 @@ impl Store {
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(keys),
-            Err(e) => return Err(StoreError::Io { what: "listing", path: dir, source: e }),
+            Err(e) => {
+                return Err(StoreError::Io {
+                    what: "listing",
+                    path: dir,
+                    source: e,
+                })
+            }
         };
         for entry in entries.flatten() {
-            if let Some(k) = entry.file_name().to_str().and_then(|n| PublicKey::from_hex(n).ok()) {
+            if let Some(k) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| PublicKey::from_hex(n).ok())
+            {
                 keys.push(k);
             }
         }

@@ -5,7 +5,9 @@
 use fritter_common::crypto::{self, KeyPair, PublicKey};
 use fritter_common::log::sim::SimDisk;
 use fritter_common::log::tree::verify_proof;
-use fritter_common::log::{Access, Log, Node, Proof, ProofRequest, RequestBlock, RequestSeek, RequestUpgrade};
+use fritter_common::log::{
+    Access, Log, Node, Proof, ProofRequest, RequestBlock, RequestSeek, RequestUpgrade,
+};
 use serde_json::Value;
 
 const VECTORS: &str = include_str!("vectors/hypercore-11.37.1.json");
@@ -21,11 +23,18 @@ fn block(i: u64) -> Vec<u8> {
 }
 
 fn node(v: &Value) -> Node {
-    Node { index: v["index"].as_u64().unwrap(), size: v["size"].as_u64().unwrap(), hash: unhex(&v["hash"]) }
+    Node {
+        index: v["index"].as_u64().unwrap(),
+        size: v["size"].as_u64().unwrap(),
+        hash: unhex(&v["hash"]),
+    }
 }
 
 fn request(v: &Value) -> ProofRequest {
-    let idx = |v: &Value| RequestBlock { index: v["index"].as_u64().unwrap(), nodes: v["nodes"].as_u64().unwrap() };
+    let idx = |v: &Value| RequestBlock {
+        index: v["index"].as_u64().unwrap(),
+        nodes: v["nodes"].as_u64().unwrap(),
+    };
     ProofRequest {
         block: (!v["block"].is_null()).then(|| idx(&v["block"])),
         hash: (!v["hash"].is_null()).then(|| idx(&v["hash"])),
@@ -55,12 +64,28 @@ fn check_head(log: &Log, v: &Value, what: &str) {
     let head = log.head();
     assert_eq!(info.length, v["length"].as_u64().unwrap(), "{what}: length");
     assert_eq!(info.fork, v["fork"].as_u64().unwrap(), "{what}: fork");
-    assert_eq!(info.byte_length, v["byteLength"].as_u64().unwrap(), "{what}: byteLength");
+    assert_eq!(
+        info.byte_length,
+        v["byteLength"].as_u64().unwrap(),
+        "{what}: byteLength"
+    );
     let roots: Vec<Node> = v["roots"].as_array().unwrap().iter().map(node).collect();
     assert_eq!(head.roots, roots, "{what}: roots");
-    assert_eq!(hex::encode(info.tree_hash), v["treeHash"].as_str().unwrap(), "{what}: tree hash");
-    assert_eq!(hex::encode(head.signable()), v["signable"].as_str().unwrap(), "{what}: signable");
-    assert_eq!(hex::encode(info.signature.unwrap()), v["signature"].as_str().unwrap(), "{what}: signature");
+    assert_eq!(
+        hex::encode(info.tree_hash),
+        v["treeHash"].as_str().unwrap(),
+        "{what}: tree hash"
+    );
+    assert_eq!(
+        hex::encode(head.signable()),
+        v["signable"].as_str().unwrap(),
+        "{what}: signable"
+    );
+    assert_eq!(
+        hex::encode(info.signature.unwrap()),
+        v["signature"].as_str().unwrap(),
+        "{what}: signature"
+    );
 }
 
 /// A replica of `key` at exactly `length`, grown from a fresh log through our own upgrade proof.
@@ -70,7 +95,10 @@ fn replica_at(kp: &KeyPair, length: u64, make: &dyn Fn(u64) -> Vec<u8>) -> Log {
         let writer = Log::open(&SimDisk::new(), kp.public(), Access::Writer(kp.clone())).unwrap();
         append_up_to(&writer, length, make);
         let p = writer
-            .proof(&ProofRequest { upgrade: Some(RequestUpgrade { start: 0, length }), ..Default::default() })
+            .proof(&ProofRequest {
+                upgrade: Some(RequestUpgrade { start: 0, length }),
+                ..Default::default()
+            })
             .unwrap();
         replica.apply_proof(&p).unwrap();
         assert_eq!(replica.len(), length);
@@ -78,7 +106,12 @@ fn replica_at(kp: &KeyPair, length: u64, make: &dyn Fn(u64) -> Vec<u8>) -> Log {
     replica
 }
 
-fn check_proofs(kp: &KeyPair, writer: &Log, proofs: &Value, make: &dyn Fn(u64) -> Vec<u8>) -> usize {
+fn check_proofs(
+    kp: &KeyPair,
+    writer: &Log,
+    proofs: &Value,
+    make: &dyn Fn(u64) -> Vec<u8>,
+) -> usize {
     let key = kp.public();
     let mut checked = 0;
     for p in proofs.as_array().unwrap() {
@@ -91,7 +124,11 @@ fn check_proofs(kp: &KeyPair, writer: &Log, proofs: &Value, make: &dyn Fn(u64) -
         }
         let ours = ours.unwrap_or_else(|e| panic!("{name}: {e}"));
         let wire = p["wire"].as_str().unwrap();
-        assert_eq!(hex::encode(ours.encode_wire(0)), wire, "{name}: wire bytes differ");
+        assert_eq!(
+            hex::encode(ours.encode_wire(0)),
+            wire,
+            "{name}: wire bytes differ"
+        );
 
         let (_, theirs) = Proof::decode_wire(&hex::decode(wire).unwrap()).unwrap();
         assert_eq!(theirs, ours, "{name}: decoded proof differs");
@@ -103,18 +140,36 @@ fn check_proofs(kp: &KeyPair, writer: &Log, proofs: &Value, make: &dyn Fn(u64) -
             Some(_) if name.starts_with("j:") => {}
             Some(u) => {
                 let replica = replica_at(kp, u.start, make);
-                let v = replica.apply_proof(&theirs).unwrap_or_else(|e| panic!("{name}: replica refused JS proof: {e}"));
-                assert!(v.unverified_root.is_none() || theirs.seek.is_some() || u.start > 0, "{name}");
-                assert_eq!(replica.info().tree_hash, writer.info().tree_hash, "{name}: replica head");
+                let v = replica
+                    .apply_proof(&theirs)
+                    .unwrap_or_else(|e| panic!("{name}: replica refused JS proof: {e}"));
+                assert!(
+                    v.unverified_root.is_none() || theirs.seek.is_some() || u.start > 0,
+                    "{name}"
+                );
+                assert_eq!(
+                    replica.info().tree_hash,
+                    writer.info().tree_hash,
+                    "{name}: replica head"
+                );
                 if let Some(b) = &theirs.block {
-                    assert_eq!(replica.get(b.index).unwrap(), b.value, "{name}: replica block");
+                    assert_eq!(
+                        replica.get(b.index).unwrap(),
+                        b.value,
+                        "{name}: replica block"
+                    );
                 }
             }
             None => {
                 let head = writer.head();
-                let v = verify_proof(&theirs, &head, &key).unwrap_or_else(|e| panic!("{name}: {e}"));
+                let v =
+                    verify_proof(&theirs, &head, &key).unwrap_or_else(|e| panic!("{name}: {e}"));
                 if let Some(root) = v.unverified_root {
-                    assert_eq!(writer.node(root.index).unwrap(), Some(root), "{name}: proof root");
+                    assert_eq!(
+                        writer.node(root.index).unwrap(),
+                        Some(root),
+                        "{name}: proof root"
+                    );
                 }
             }
         }
@@ -129,11 +184,23 @@ fn matches_js_hypercore_byte_for_byte() {
     let seed: [u8; 32] = unhex(&v["seed"]);
     let kp = KeyPair::from_seed(&seed);
     assert_eq!(kp.public().to_hex(), v["publicKey"].as_str().unwrap());
-    assert_eq!(hex::encode(kp.secret_key()), v["secretKey"].as_str().unwrap());
-    assert_eq!(hex::encode(kp.public().discovery_key()), v["discoveryKey"].as_str().unwrap());
-    assert_eq!(hex::encode(crypto::tree_namespace()), v["namespaceTree"].as_str().unwrap());
+    assert_eq!(
+        hex::encode(kp.secret_key()),
+        v["secretKey"].as_str().unwrap()
+    );
+    assert_eq!(
+        hex::encode(kp.public().discovery_key()),
+        v["discoveryKey"].as_str().unwrap()
+    );
+    assert_eq!(
+        hex::encode(crypto::tree_namespace()),
+        v["namespaceTree"].as_str().unwrap()
+    );
     for (i, leaf) in v["leaves"].as_array().unwrap().iter().enumerate() {
-        assert_eq!(hex::encode(crypto::leaf_hash(&block(i as u64))), leaf.as_str().unwrap());
+        assert_eq!(
+            hex::encode(crypto::leaf_hash(&block(i as u64))),
+            leaf.as_str().unwrap()
+        );
     }
     PublicKey::from_hex(v["publicKey"].as_str().unwrap()).unwrap();
 
@@ -157,7 +224,13 @@ fn fork_matches_js_hypercore() {
     append_up_to(&writer, f["baseLength"].as_u64().unwrap(), block);
     writer.truncate(f["truncatedTo"].as_u64().unwrap()).unwrap();
     check_head(&writer, &f["afterTruncate"], "after truncate");
-    let forked = |i: u64| if i < 900 { block(i) } else { format!("forked {i}").into_bytes() };
+    let forked = |i: u64| {
+        if i < 900 {
+            block(i)
+        } else {
+            format!("forked {i}").into_bytes()
+        }
+    };
     append_up_to(&writer, f["length"].as_u64().unwrap(), forked);
     check_head(&writer, f, "forked");
     for i in [0, 899, 900, 1004] {
@@ -175,10 +248,18 @@ fn fork_matches_js_hypercore() {
 fn committed_vectors_match_a_fresh_js_run() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let js = root.join("tests/js");
-    let have_node = std::process::Command::new("node").arg("--version").output().is_ok();
+    let have_node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok();
     if !have_node || !js.join("node_modules/hypercore").exists() {
-        assert!(std::env::var_os("CI").is_none(), "CI must install node and run `npm ci` in tests/js");
-        eprintln!("skipping: node or tests/js/node_modules missing (run `npm ci --prefix tests/js`)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install node and run `npm ci` in tests/js"
+        );
+        eprintln!(
+            "skipping: node or tests/js/node_modules missing (run `npm ci --prefix tests/js`)"
+        );
         return;
     }
     let out = tempfile::NamedTempFile::new().unwrap();
@@ -189,5 +270,8 @@ fn committed_vectors_match_a_fresh_js_run() {
         .unwrap();
     assert!(status.success(), "vectors.js failed");
     let fresh = std::fs::read_to_string(out.path()).unwrap();
-    assert!(fresh == VECTORS, "tests/js/vectors.js output differs from the committed vectors");
+    assert!(
+        fresh == VECTORS,
+        "tests/js/vectors.js output differs from the committed vectors"
+    );
 }

@@ -15,7 +15,11 @@ fn keypair() -> KeyPair {
 }
 
 fn block(t: usize, i: usize) -> Vec<u8> {
-    format!("thread {t} append {i} {}", "z".repeat((t * 31 + i * 7) % 90)).into_bytes()
+    format!(
+        "thread {t} append {i} {}",
+        "z".repeat((t * 31 + i * 7) % 90)
+    )
+    .into_bytes()
 }
 
 /// `threads` writers append `per_thread` blocks each (with `batches`, every fifth call is a
@@ -36,7 +40,12 @@ fn many_writers(storage: &dyn Storage, threads: usize, per_thread: usize, batche
                             let blocks: Vec<Vec<u8>> = (i..i + 3).map(|j| block(t, j)).collect();
                             let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
                             let first = log.append_batch(&refs).unwrap();
-                            out.extend(blocks.into_iter().enumerate().map(|(k, b)| (first + k as u64, b)));
+                            out.extend(
+                                blocks
+                                    .into_iter()
+                                    .enumerate()
+                                    .map(|(k, b)| (first + k as u64, b)),
+                            );
                             i += 3;
                         } else {
                             let b = block(t, i);
@@ -137,7 +146,9 @@ fn readers_and_truncates_alongside_appends_never_see_corruption() {
                             let start = rng.gen_range(0..len);
                             match log.read_range(start, (start + 20).min(len)) {
                                 Ok(_) | Err(LogError::OutOfRange { .. }) => {}
-                                Err(e) => panic!("round {round}: read_range({start}..) while writing: {e}"),
+                                Err(e) => panic!(
+                                    "round {round}: read_range({start}..) while writing: {e}"
+                                ),
                             }
                         }
                     })
@@ -153,10 +164,23 @@ fn readers_and_truncates_alongside_appends_never_see_corruption() {
             }
         });
         let info = log.info();
-        let all = log.read_range(0, info.length).unwrap_or_else(|e| panic!("round {round}: read after the run: {e}"));
+        let all = log
+            .read_range(0, info.length)
+            .unwrap_or_else(|e| panic!("round {round}: read after the run: {e}"));
         drop(log);
         let reopened = Log::open(&disk, kp.public(), Access::View).unwrap();
-        assert_eq!(LogInfo { writable: true, ..reopened.info() }, info, "round {round}: reopen found another head");
-        assert_eq!(reopened.read_range(0, info.length).unwrap(), all, "round {round}");
+        assert_eq!(
+            LogInfo {
+                writable: true,
+                ..reopened.info()
+            },
+            info,
+            "round {round}: reopen found another head"
+        );
+        assert_eq!(
+            reopened.read_range(0, info.length).unwrap(),
+            all,
+            "round {round}"
+        );
     }
 }

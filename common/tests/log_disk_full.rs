@@ -15,7 +15,10 @@ fn block(i: u64) -> Vec<u8> {
 }
 
 fn used(disk: &SimDisk) -> u64 {
-    ["tree", "data", "bitfield"].iter().filter_map(|f| disk.file_len(f)).sum()
+    ["tree", "data", "bitfield"]
+        .iter()
+        .filter_map(|f| disk.file_len(f))
+        .sum()
 }
 
 fn check(log: &Log, expected: &[Vec<u8>]) {
@@ -27,8 +30,14 @@ fn check(log: &Log, expected: &[Vec<u8>]) {
 }
 
 fn assert_full(e: &LogError, what: &str) {
-    assert!(e.is_storage_full(), "{what}: expected a storage-full error, got {e:?}");
-    assert!(e.to_string().contains("no space"), "{what}: unclear message {e}");
+    assert!(
+        e.is_storage_full(),
+        "{what}: expected a storage-full error, got {e:?}"
+    );
+    assert!(
+        e.to_string().contains("no space"),
+        "{what}: unclear message {e}"
+    );
 }
 
 #[test]
@@ -61,20 +70,33 @@ fn a_full_disk_fails_appends_cleanly_and_recovers_when_space_returns() {
                 }
                 Err(e) => {
                     assert_full(&e, &format!("headroom {headroom}, append {i}"));
-                    assert_eq!(log.info(), before, "headroom {headroom}: a failed append changed the head");
+                    assert_eq!(
+                        log.info(),
+                        before,
+                        "headroom {headroom}: a failed append changed the head"
+                    );
                     failures += 1;
                 }
             }
         }
-        assert!(failures > 50, "headroom {headroom}: the disk never filled up ({failures} failures)");
+        assert!(
+            failures > 50,
+            "headroom {headroom}: the disk never filled up ({failures} failures)"
+        );
         // Reads, scans and proofs keep working on a full disk.
         check(&log, &expected);
         let proof = log.proof(&ProofRequest {
             block: Some(RequestBlock { index: 3, nodes: 0 }),
-            upgrade: Some(RequestUpgrade { start: 0, length: expected.len() as u64 }),
+            upgrade: Some(RequestUpgrade {
+                start: 0,
+                length: expected.len() as u64,
+            }),
             ..Default::default()
         });
-        assert!(proof.is_ok(), "headroom {headroom}: proof on a full disk: {proof:?}");
+        assert!(
+            proof.is_ok(),
+            "headroom {headroom}: proof on a full disk: {proof:?}"
+        );
         // Truncating only rewrites a header slot in place: it needs no new space.
         let cut = expected.len() - 2;
         log.truncate(cut as u64).unwrap();
@@ -83,7 +105,9 @@ fn a_full_disk_fails_appends_cleanly_and_recovers_when_space_returns() {
         disk.set_capacity(None);
         for i in 0..5 {
             let b = format!("after space came back {i}").into_bytes();
-            let seq = log.append(&b).unwrap_or_else(|e| panic!("headroom {headroom}: append after space came back: {e}"));
+            let seq = log.append(&b).unwrap_or_else(|e| {
+                panic!("headroom {headroom}: append after space came back: {e}")
+            });
             assert_eq!(seq, expected.len() as u64);
             expected.push(b);
         }
@@ -104,7 +128,15 @@ fn a_replica_on_a_full_disk_refuses_proofs_cleanly_and_takes_them_later() {
     for i in 0..10 {
         writer.append(&block(i)).unwrap();
     }
-    let at_ten = writer.proof(&ProofRequest { upgrade: Some(RequestUpgrade { start: 0, length: 10 }), ..Default::default() }).unwrap();
+    let at_ten = writer
+        .proof(&ProofRequest {
+            upgrade: Some(RequestUpgrade {
+                start: 0,
+                length: 10,
+            }),
+            ..Default::default()
+        })
+        .unwrap();
     for i in 10..30 {
         writer.append(&block(i)).unwrap();
     }
@@ -113,7 +145,12 @@ fn a_replica_on_a_full_disk_refuses_proofs_cleanly_and_takes_them_later() {
     replica.apply_proof(&at_ten).unwrap();
     assert_eq!(replica.len(), 10);
     let block_proof = |seq: u64, nodes: u64| {
-        writer.proof(&ProofRequest { block: Some(RequestBlock { index: seq, nodes }), ..Default::default() }).unwrap()
+        writer
+            .proof(&ProofRequest {
+                block: Some(RequestBlock { index: seq, nodes }),
+                ..Default::default()
+            })
+            .unwrap()
     };
     replica.apply_proof(&block_proof(0, 3)).unwrap();
     let info = replica.info();
@@ -130,7 +167,15 @@ fn a_replica_on_a_full_disk_refuses_proofs_cleanly_and_takes_them_later() {
         assert_eq!(replica.info(), info);
         assert!(!replica.has(seq).unwrap());
     }
-    let upgrade = writer.proof(&ProofRequest { upgrade: Some(RequestUpgrade { start: 10, length: 20 }), ..Default::default() }).unwrap();
+    let upgrade = writer
+        .proof(&ProofRequest {
+            upgrade: Some(RequestUpgrade {
+                start: 10,
+                length: 20,
+            }),
+            ..Default::default()
+        })
+        .unwrap();
     let err = replica.apply_proof(&upgrade).unwrap_err();
     assert_full(&err, "upgrade");
     assert_eq!(replica.info(), info);

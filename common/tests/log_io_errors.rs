@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use fritter_common::crypto::KeyPair;
 use fritter_common::log::sim::SimDisk;
-use fritter_common::log::{Access, Log, LogError, Proof, ProofRequest, RequestBlock, RequestUpgrade, Storage, StorageFile};
+use fritter_common::log::{
+    Access, Log, LogError, Proof, ProofRequest, RequestBlock, RequestUpgrade, Storage, StorageFile,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -30,7 +32,12 @@ struct FailFile {
 
 impl Storage for FailDisk {
     fn open(&self, name: &str, create: bool) -> io::Result<Arc<dyn StorageFile>> {
-        Ok(Arc::new(FailFile { file: self.disk.open(name, create)?, ops: self.ops.clone(), fail_at: self.fail_at, name: name.into() }))
+        Ok(Arc::new(FailFile {
+            file: self.disk.open(name, create)?,
+            ops: self.ops.clone(),
+            fail_at: self.fail_at,
+            name: name.into(),
+        }))
     }
     fn describe(&self) -> String {
         "simulated disk failing one call".into()
@@ -38,9 +45,16 @@ impl Storage for FailDisk {
 }
 
 impl FailFile {
-    fn mutate(&self, what: &str, op: impl FnOnce(&dyn StorageFile) -> io::Result<()>) -> io::Result<()> {
+    fn mutate(
+        &self,
+        what: &str,
+        op: impl FnOnce(&dyn StorageFile) -> io::Result<()>,
+    ) -> io::Result<()> {
         if self.ops.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at {
-            return Err(io::Error::other(format!("injected failure of {what} on {}", self.name)));
+            return Err(io::Error::other(format!(
+                "injected failure of {what} on {}",
+                self.name
+            )));
         }
         op(&*self.file)
     }
@@ -76,14 +90,21 @@ struct Model {
 
 fn read_model(log: &Log) -> Model {
     let info = log.info();
-    Model { fork: info.fork, entries: log.read_range(0, info.length).unwrap() }
+    Model {
+        fork: info.fork,
+        entries: log.read_range(0, info.length).unwrap(),
+    }
 }
 
 /// Runs the writer workload with call `fail_at` failing. Returns how many calls it made.
 fn writer_workload(fail_at: u64) -> u64 {
     let disk = SimDisk::new();
     let ops = Arc::new(AtomicU64::new(0));
-    let storage = FailDisk { disk: disk.clone(), ops: ops.clone(), fail_at };
+    let storage = FailDisk {
+        disk: disk.clone(),
+        ops: ops.clone(),
+        fail_at,
+    };
     let kp = keypair();
     let log = match Log::open(&storage, kp.public(), Access::Writer(kp.clone())) {
         Ok(log) => log,
@@ -100,10 +121,13 @@ fn writer_workload(fail_at: u64) -> u64 {
                 let to = rng.gen_range(0..=model.entries.len());
                 next.entries.truncate(to);
                 next.fork += 1;
-                log.truncate(to as u64).map(|()| model.entries.len().min(to) as u64)
+                log.truncate(to as u64)
+                    .map(|()| model.entries.len().min(to) as u64)
             }
             1 | 4 => {
-                let blocks: Vec<Vec<u8>> = (0..rng.gen_range(2..5)).map(|j| format!("op {op} block {j} {}", "b".repeat(j * 200)).into_bytes()).collect();
+                let blocks: Vec<Vec<u8>> = (0..rng.gen_range(2..5))
+                    .map(|j| format!("op {op} block {j} {}", "b".repeat(j * 200)).into_bytes())
+                    .collect();
                 next.entries.extend(blocks.iter().cloned());
                 let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
                 log.append_batch(&refs)
@@ -116,15 +140,31 @@ fn writer_workload(fail_at: u64) -> u64 {
         };
         match result {
             Ok(_) => {
-                assert!(poisoned.is_none(), "fail_at {fail_at}: op {op} succeeded on a poisoned log");
+                assert!(
+                    poisoned.is_none(),
+                    "fail_at {fail_at}: op {op} succeeded on a poisoned log"
+                );
                 model = next;
                 assert_eq!(read_model(&log), model, "fail_at {fail_at}: op {op}");
             }
-            Err(LogError::Poisoned(_)) => assert!(poisoned.is_some(), "fail_at {fail_at}: op {op}: poisoned without a failed sync"),
+            Err(LogError::Poisoned(_)) => assert!(
+                poisoned.is_some(),
+                "fail_at {fail_at}: op {op}: poisoned without a failed sync"
+            ),
             Err(e) => {
-                assert!(matches!(e, LogError::Io { .. }), "fail_at {fail_at}: op {op}: {e:?}");
-                assert!(e.to_string().contains("injected failure"), "fail_at {fail_at}: {e}");
-                assert_eq!(log.info(), before, "fail_at {fail_at}: op {op}: a failed call changed the head");
+                assert!(
+                    matches!(e, LogError::Io { .. }),
+                    "fail_at {fail_at}: op {op}: {e:?}"
+                );
+                assert!(
+                    e.to_string().contains("injected failure"),
+                    "fail_at {fail_at}: {e}"
+                );
+                assert_eq!(
+                    log.info(),
+                    before,
+                    "fail_at {fail_at}: op {op}: a failed call changed the head"
+                );
                 // Whether the log is poisoned shows on the next call; remember what may be on disk.
                 poisoned = Some(next);
             }
@@ -134,21 +174,36 @@ fn writer_workload(fail_at: u64) -> u64 {
             match log.append(b"probe") {
                 Err(LogError::Poisoned(_)) => poisoned = Some(candidate),
                 Ok(seq) => {
-                    assert_eq!(seq, model.entries.len() as u64, "fail_at {fail_at}: probe after op {op}");
+                    assert_eq!(
+                        seq,
+                        model.entries.len() as u64,
+                        "fail_at {fail_at}: probe after op {op}"
+                    );
                     model.entries.push(b"probe".to_vec());
                 }
                 Err(e) => panic!("fail_at {fail_at}: probe after op {op}: {e:?}"),
             }
         }
         // Reads work whatever happened.
-        assert_eq!(read_model(&log).entries, model.entries, "fail_at {fail_at}: reads after op {op}");
+        assert_eq!(
+            read_model(&log).entries,
+            model.entries,
+            "fail_at {fail_at}: reads after op {op}"
+        );
     }
     drop(log);
     let total = ops.load(Ordering::SeqCst);
     let reopened = Log::open(&disk, kp.public(), Access::Writer(kp.clone()))
         .unwrap_or_else(|e| panic!("fail_at {fail_at}: reopen failed: {e}"));
     let got = read_model(&reopened);
-    assert!(got == model || Some(&got) == poisoned.as_ref(), "fail_at {fail_at}: reopened fork {} length {}, expected fork {} length {}", got.fork, got.entries.len(), model.fork, model.entries.len());
+    assert!(
+        got == model || Some(&got) == poisoned.as_ref(),
+        "fail_at {fail_at}: reopened fork {} length {}, expected fork {} length {}",
+        got.fork,
+        got.entries.len(),
+        model.fork,
+        model.entries.len()
+    );
     reopened.append(b"after reopen").unwrap();
     total
 }
@@ -167,7 +222,11 @@ fn each_failed_writer_call_is_an_error_that_loses_nothing() {
 fn replica_workload(writer: &Log, at_ten: &Proof, fail_at: u64) -> u64 {
     let disk = SimDisk::new();
     let ops = Arc::new(AtomicU64::new(0));
-    let storage = FailDisk { disk: disk.clone(), ops: ops.clone(), fail_at };
+    let storage = FailDisk {
+        disk: disk.clone(),
+        ops: ops.clone(),
+        fail_at,
+    };
     let kp = keypair();
     let mut replica = Log::open(&storage, kp.public(), Access::Replica).unwrap();
     let mut held = Vec::new();
@@ -193,16 +252,33 @@ fn replica_workload(writer: &Log, at_ten: &Proof, fail_at: u64) -> u64 {
         }
         let proof = match steps[i] {
             None if upgraded == 0 => at_ten.clone(),
-            None => writer.proof(&ProofRequest { upgrade: Some(RequestUpgrade { start: replica.len(), length: writer.len() - replica.len() }), ..Default::default() }).unwrap(),
+            None => writer
+                .proof(&ProofRequest {
+                    upgrade: Some(RequestUpgrade {
+                        start: replica.len(),
+                        length: writer.len() - replica.len(),
+                    }),
+                    ..Default::default()
+                })
+                .unwrap(),
             Some(seq) => {
                 // Counting only nodes anchored to the signed roots: a failed proof can leave a
                 // node stored without its sibling, and a request that trusted it would be refused.
                 let nodes = replica.missing_nodes(seq).unwrap();
-                writer.proof(&ProofRequest { block: Some(RequestBlock { index: seq, nodes }), ..Default::default() }).unwrap()
+                writer
+                    .proof(&ProofRequest {
+                        block: Some(RequestBlock { index: seq, nodes }),
+                        ..Default::default()
+                    })
+                    .unwrap()
             }
         };
         let before = replica.info();
-        eprintln!("fail_at {fail_at} step {i} {:?} ops {}", steps[i], ops.load(Ordering::SeqCst));
+        eprintln!(
+            "fail_at {fail_at} step {i} {:?} ops {}",
+            steps[i],
+            ops.load(Ordering::SeqCst)
+        );
         match replica.apply_proof(&proof) {
             Ok(_) => {
                 if let Some(seq) = steps[i] {
@@ -213,13 +289,22 @@ fn replica_workload(writer: &Log, at_ten: &Proof, fail_at: u64) -> u64 {
                 i += 1;
             }
             Err(LogError::Poisoned(_)) | Err(LogError::Io { .. }) => {
-                assert_eq!(replica.info(), before, "fail_at {fail_at}: a failed proof changed the head");
+                assert_eq!(
+                    replica.info(),
+                    before,
+                    "fail_at {fail_at}: a failed proof changed the head"
+                );
                 for &seq in &held {
-                    assert_eq!(replica.get(seq).unwrap(), writer.get(seq).unwrap(), "fail_at {fail_at}");
+                    assert_eq!(
+                        replica.get(seq).unwrap(),
+                        writer.get(seq).unwrap(),
+                        "fail_at {fail_at}"
+                    );
                 }
                 // Start over from the files, as the sync task would after an error.
                 drop(replica);
-                replica = Log::open(&disk, kp.public(), Access::Replica).unwrap_or_else(|e| panic!("fail_at {fail_at}: reopen: {e}"));
+                replica = Log::open(&disk, kp.public(), Access::Replica)
+                    .unwrap_or_else(|e| panic!("fail_at {fail_at}: reopen: {e}"));
             }
             Err(e) => panic!("fail_at {fail_at}: step {i}: {e:?}"),
         }
@@ -227,10 +312,23 @@ fn replica_workload(writer: &Log, at_ten: &Proof, fail_at: u64) -> u64 {
     let total = ops.load(Ordering::SeqCst);
     drop(replica);
     let reopened = Log::open(&disk, kp.public(), Access::Replica).unwrap();
-    assert_eq!(reopened.info().tree_hash, writer.info().tree_hash, "fail_at {fail_at}");
+    assert_eq!(
+        reopened.info().tree_hash,
+        writer.info().tree_hash,
+        "fail_at {fail_at}"
+    );
     for &seq in &held {
-        assert!(reopened.has(seq).unwrap(), "fail_at {fail_at}: block {seq} lost");
-        assert_eq!(reopened.get(seq).unwrap_or_else(|e| panic!("fail_at {fail_at}: get({seq}): {e}")), writer.get(seq).unwrap(), "fail_at {fail_at}");
+        assert!(
+            reopened.has(seq).unwrap(),
+            "fail_at {fail_at}: block {seq} lost"
+        );
+        assert_eq!(
+            reopened
+                .get(seq)
+                .unwrap_or_else(|e| panic!("fail_at {fail_at}: get({seq}): {e}")),
+            writer.get(seq).unwrap(),
+            "fail_at {fail_at}"
+        );
     }
     assert_eq!(reopened.info().contiguous, 13, "fail_at {fail_at}");
     total
@@ -243,9 +341,19 @@ fn each_failed_replica_call_is_an_error_that_loses_nothing() {
     for i in 0..10 {
         writer.append(format!("replicated {i}").as_bytes()).unwrap();
     }
-    let at_ten = writer.proof(&ProofRequest { upgrade: Some(RequestUpgrade { start: 0, length: 10 }), ..Default::default() }).unwrap();
+    let at_ten = writer
+        .proof(&ProofRequest {
+            upgrade: Some(RequestUpgrade {
+                start: 0,
+                length: 10,
+            }),
+            ..Default::default()
+        })
+        .unwrap();
     for i in 10..20 {
-        writer.append(format!("replicated {i} {}", "r".repeat(i * 40)).as_bytes()).unwrap();
+        writer
+            .append(format!("replicated {i} {}", "r".repeat(i * 40)).as_bytes())
+            .unwrap();
     }
     let total = replica_workload(&writer, &at_ten, 0);
     assert!(total > 40, "workload made only {total} calls");

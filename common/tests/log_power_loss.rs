@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use fritter_common::crypto::KeyPair;
 use fritter_common::log::sim::SimDisk;
-use fritter_common::log::{Access, Log, ProofRequest, RequestBlock, RequestUpgrade, Storage, StorageFile};
+use fritter_common::log::{
+    Access, Log, ProofRequest, RequestBlock, RequestUpgrade, Storage, StorageFile,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -50,7 +52,15 @@ fn power_lost() -> io::Error {
 
 impl PowerDisk {
     fn new(disk: &SimDisk, crash_at: u64, crash_seed: u64) -> Self {
-        PowerDisk { disk: disk.clone(), power: Arc::new(Mutex::new(Power { ops: 0, crash_at, crash_seed, off: false })) }
+        PowerDisk {
+            disk: disk.clone(),
+            power: Arc::new(Mutex::new(Power {
+                ops: 0,
+                crash_at,
+                crash_seed,
+                off: false,
+            })),
+        }
     }
 
     /// Cuts the power if it is still on; unsynced writes are kept, torn or lost at random.
@@ -73,7 +83,11 @@ impl Storage for PowerDisk {
             return Err(power_lost());
         }
         let file = self.disk.open(name, create)?;
-        Ok(Arc::new(PowerFile { file, disk: self.disk.clone(), power: self.power.clone() }))
+        Ok(Arc::new(PowerFile {
+            file,
+            disk: self.disk.clone(),
+            power: self.power.clone(),
+        }))
     }
 
     fn describe(&self) -> String {
@@ -168,13 +182,18 @@ fn make_block(rng: &mut StdRng, tag: &str) -> Vec<u8> {
 
 /// Opens the log on the raw disk (power back on) and reads it all back, verified three ways.
 fn read_back(disk: &SimDisk, kp: &KeyPair, access: Access) -> Result<Model, String> {
-    let log = Log::open(disk, kp.public(), access).map_err(|e| format!("open after the crash failed: {e}"))?;
+    let log = Log::open(disk, kp.public(), access)
+        .map_err(|e| format!("open after the crash failed: {e}"))?;
     let info = log.info();
-    let entries = log.read_range(0, info.length).map_err(|e| format!("read_range after the crash failed: {e}"))?;
+    let entries = log
+        .read_range(0, info.length)
+        .map_err(|e| format!("read_range after the crash failed: {e}"))?;
     let mut scanned = 0u64;
     log.for_each(0, info.length, |seq, b| {
         if b != entries[seq as usize] {
-            return Err(fritter_common::log::LogError::Malformed(format!("for_each({seq}) differs from read_range")));
+            return Err(fritter_common::log::LogError::Malformed(format!(
+                "for_each({seq}) differs from read_range"
+            )));
         }
         scanned += 1;
         Ok(())
@@ -184,17 +203,28 @@ fn read_back(disk: &SimDisk, kp: &KeyPair, access: Access) -> Result<Model, Stri
         return Err(format!("for_each saw {scanned} of {} entries", info.length));
     }
     for (seq, want) in entries.iter().enumerate() {
-        let got = log.get(seq as u64).map_err(|e| format!("get({seq}) after the crash failed: {e}"))?;
+        let got = log
+            .get(seq as u64)
+            .map_err(|e| format!("get({seq}) after the crash failed: {e}"))?;
         if &got != want {
             return Err(format!("get({seq}) differs from read_range"));
         }
     }
-    Ok(Model { fork: info.fork, entries })
+    Ok(Model {
+        fork: info.fork,
+        entries,
+    })
 }
 
 /// One writer, one operation at a time. Returns the state the failed operation would have
 /// produced, if one failed (it may or may not have become durable), and how many were acknowledged.
-fn sequential_round(log: &Log, rng: &mut StdRng, tag: &str, truncates: bool, model: &mut Model) -> Result<(Option<Model>, u64), String> {
+fn sequential_round(
+    log: &Log,
+    rng: &mut StdRng,
+    tag: &str,
+    truncates: bool,
+    model: &mut Model,
+) -> Result<(Option<Model>, u64), String> {
     let ops: u64 = rng.gen_range(1..=6);
     for op in 0..ops {
         let choice = rng.gen_range(0..10);
@@ -210,7 +240,9 @@ fn sequential_round(log: &Log, rng: &mut StdRng, tag: &str, truncates: bool, mod
             continue;
         }
         let n = if choice < 5 { rng.gen_range(2..=5) } else { 1 };
-        let blocks: Vec<Vec<u8>> = (0..n).map(|j| make_block(rng, &format!("{tag} op{op} b{j};"))).collect();
+        let blocks: Vec<Vec<u8>> = (0..n)
+            .map(|j| make_block(rng, &format!("{tag} op{op} b{j};")))
+            .collect();
         let mut next = model.clone();
         next.entries.extend(blocks.iter().cloned());
         let result = if n == 1 {
@@ -221,7 +253,12 @@ fn sequential_round(log: &Log, rng: &mut StdRng, tag: &str, truncates: bool, mod
         };
         match result {
             Ok(seq) if seq == model.entries.len() as u64 => *model = next,
-            Ok(seq) => return Err(format!("append returned seq {seq}, expected {}", model.entries.len())),
+            Ok(seq) => {
+                return Err(format!(
+                    "append returned seq {seq}, expected {}",
+                    model.entries.len()
+                ))
+            }
             Err(_) => return Ok((Some(next), op)),
         }
     }
@@ -235,8 +272,14 @@ fn concurrent_round(log: &Log, rng: &mut StdRng, tag: &str) -> Vec<(Vec<Vec<u8>>
         .map(|t| {
             (0..rng.gen_range(1..=3))
                 .map(|op| {
-                    let n = if rng.gen_bool(0.3) { rng.gen_range(2..=4) } else { 1 };
-                    (0..n).map(|j| make_block(rng, &format!("{tag} t{t} op{op} b{j};"))).collect()
+                    let n = if rng.gen_bool(0.3) {
+                        rng.gen_range(2..=4)
+                    } else {
+                        1
+                    };
+                    (0..n)
+                        .map(|j| make_block(rng, &format!("{tag} t{t} op{op} b{j};")))
+                        .collect()
                 })
                 .collect()
         })
@@ -254,7 +297,11 @@ fn concurrent_round(log: &Log, rng: &mut StdRng, tag: &str) -> Vec<(Vec<Vec<u8>>
                             continue;
                         }
                         let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
-                        let r = if refs.len() == 1 { log.append(refs[0]) } else { log.append_batch(&refs) };
+                        let r = if refs.len() == 1 {
+                            log.append(refs[0])
+                        } else {
+                            log.append_batch(&refs)
+                        };
                         failed = r.is_err();
                         out.push((blocks, r.ok()));
                     }
@@ -262,29 +309,54 @@ fn concurrent_round(log: &Log, rng: &mut StdRng, tag: &str) -> Vec<(Vec<Vec<u8>>
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("writer thread panicked")).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("writer thread panicked"))
+            .collect()
     })
 }
 
 /// After a concurrent round: the old entries are intact, every acknowledged batch is where its
 /// seq says, and everything else is whole batches that were tried, each at most once.
-fn check_concurrent(base: &Model, got: &Model, tried: &[(Vec<Vec<u8>>, Option<u64>)]) -> Result<(), String> {
+fn check_concurrent(
+    base: &Model,
+    got: &Model,
+    tried: &[(Vec<Vec<u8>>, Option<u64>)],
+) -> Result<(), String> {
     if got.fork != base.fork {
         return Err(format!("fork changed from {} to {}", base.fork, got.fork));
     }
-    if got.entries.len() < base.entries.len() || got.entries[..base.entries.len()] != base.entries[..] {
-        return Err(format!("entries acknowledged in an earlier round were lost ({} -> {})", base.describe(), got.describe()));
+    if got.entries.len() < base.entries.len()
+        || got.entries[..base.entries.len()] != base.entries[..]
+    {
+        return Err(format!(
+            "entries acknowledged in an earlier round were lost ({} -> {})",
+            base.describe(),
+            got.describe()
+        ));
     }
     for (blocks, seq) in tried {
         if let Some(seq) = *seq {
             let s = seq as usize;
             if got.entries.get(s..s + blocks.len()) != Some(&blocks[..]) {
-                return Err(format!("acknowledged batch at seq {seq} ({} blocks) is missing or wrong; log is {}", blocks.len(), got.describe()));
+                return Err(format!(
+                    "acknowledged batch at seq {seq} ({} blocks) is missing or wrong; log is {}",
+                    blocks.len(),
+                    got.describe()
+                ));
             }
         }
     }
-    let index: HashMap<&[u8], (usize, usize)> =
-        tried.iter().enumerate().flat_map(|(b, (blocks, _))| blocks.iter().enumerate().map(move |(j, x)| (x.as_slice(), (b, j)))).collect();
+    let index: HashMap<&[u8], (usize, usize)> = tried
+        .iter()
+        .enumerate()
+        .flat_map(|(b, (blocks, _))| {
+            blocks
+                .iter()
+                .enumerate()
+                .map(move |(j, x)| (x.as_slice(), (b, j)))
+        })
+        .collect();
     let mut seen = vec![false; tried.len()];
     let mut seq = base.entries.len();
     while seq < got.entries.len() {
@@ -293,7 +365,9 @@ fn check_concurrent(base: &Model, got: &Model, tried: &[(Vec<Vec<u8>>, Option<u6
         };
         let blocks = &tried[b].0;
         if j != 0 || seen[b] || got.entries.get(seq..seq + blocks.len()) != Some(&blocks[..]) {
-            return Err(format!("entry {seq} is part of a torn, reordered or repeated batch"));
+            return Err(format!(
+                "entry {seq} is part of a torn, reordered or repeated batch"
+            ));
         }
         seen[b] = true;
         seq += blocks.len();
@@ -346,7 +420,9 @@ fn run_seed(seed: u64, opts: Options) -> Result<Stats, String> {
                 if threaded {
                     tried = concurrent_round(&log, &mut rng, &tag);
                 } else {
-                    let (failed, acked) = sequential_round(&log, &mut rng, &tag, truncates, &mut model).map_err(|e| format!("round {round}: {e}"))?;
+                    let (failed, acked) =
+                        sequential_round(&log, &mut rng, &tag, truncates, &mut model)
+                            .map_err(|e| format!("round {round}: {e}"))?;
                     in_flight = failed;
                     stats.acknowledged += acked;
                 }
@@ -358,22 +434,35 @@ fn run_seed(seed: u64, opts: Options) -> Result<Stats, String> {
 
         let got = read_back(&disk, &kp, Access::View).map_err(|e| format!("round {round}: {e}"))?;
         if threaded {
-            check_concurrent(&model, &got, &tried).map_err(|e| format!("round {round} (threads): {e}"))?;
+            check_concurrent(&model, &got, &tried)
+                .map_err(|e| format!("round {round} (threads): {e}"))?;
             stats.acknowledged += tried.iter().filter(|(_, seq)| seq.is_some()).count() as u64;
-            let acked: usize = tried.iter().filter(|(_, seq)| seq.is_some()).map(|(b, _)| b.len()).sum();
-            stats.unacknowledged_durable += (got.entries.len() > model.entries.len() + acked) as u64;
+            let acked: usize = tried
+                .iter()
+                .filter(|(_, seq)| seq.is_some())
+                .map(|(b, _)| b.len())
+                .sum();
+            stats.unacknowledged_durable +=
+                (got.entries.len() > model.entries.len() + acked) as u64;
         } else if got != model && Some(&got) != in_flight.as_ref() {
             return Err(format!(
                 "round {round}: recovered {} but acknowledged {}{}",
                 got.describe(),
                 model.describe(),
-                in_flight.map(|m| format!(" (in flight: {})", m.describe())).unwrap_or_default()
+                in_flight
+                    .map(|m| format!(" (in flight: {})", m.describe()))
+                    .unwrap_or_default()
             ));
         }
         // The writer's own open repairs the tail and must agree with the view.
-        let repaired = read_back(&disk, &kp, Access::Writer(kp.clone())).map_err(|e| format!("round {round}: writer {e}"))?;
+        let repaired = read_back(&disk, &kp, Access::Writer(kp.clone()))
+            .map_err(|e| format!("round {round}: writer {e}"))?;
         if repaired != got {
-            return Err(format!("round {round}: the writer sees {} but the view saw {}", repaired.describe(), got.describe()));
+            return Err(format!(
+                "round {round}: the writer sees {} but the view saw {}",
+                repaired.describe(),
+                got.describe()
+            ));
         }
         if !threaded {
             stats.unacknowledged_durable += (in_flight.is_some() && got != model) as u64;
@@ -384,10 +473,16 @@ fn run_seed(seed: u64, opts: Options) -> Result<Stats, String> {
 }
 
 fn seeds() -> std::ops::Range<u64> {
-    if let Some(one) = std::env::var("FRITTER_SIM_SEED").ok().and_then(|v| v.parse::<u64>().ok()) {
+    if let Some(one) = std::env::var("FRITTER_SIM_SEED")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
         return one..one + 1;
     }
-    let n = std::env::var("FRITTER_SIM_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_SEEDS);
+    let n = std::env::var("FRITTER_SIM_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_SEEDS);
     0..n
 }
 
@@ -414,7 +509,10 @@ fn power_loss_never_loses_an_acknowledged_write() {
                 })
             })
             .collect();
-        workers.into_iter().map(|h| h.join().expect("worker panicked")).collect()
+        workers
+            .into_iter()
+            .map(|h| h.join().expect("worker panicked"))
+            .collect()
     });
     let mut stats = Stats::default();
     let mut failures = Vec::new();
@@ -423,18 +521,35 @@ fn power_loss_never_loses_an_acknowledged_write() {
         failures.extend(f);
     }
     eprintln!("{count} seeds: {stats:?}");
-    assert!(failures.is_empty(), "{} of {count} seeds failed; first ones:\n{}", failures.len(), failures.iter().take(10).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {count} seeds failed; first ones:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     // Many rounds must lose power in the middle of a call, or the harness tests little. (A
     // commit is one round of syncs, so a good share of crash points land between calls.)
     if count >= 100 {
-        assert!(stats.mid_operation * 3 > stats.rounds, "only {} of {} rounds crashed mid-operation", stats.mid_operation, stats.rounds);
+        assert!(
+            stats.mid_operation * 3 > stats.rounds,
+            "only {} of {} rounds crashed mid-operation",
+            stats.mid_operation,
+            stats.rounds
+        );
         assert!(stats.unacknowledged_durable > 0, "no unacknowledged write ever survived: crashes never hit between sync and acknowledgement");
     }
 }
 
 /// The harness is only worth something if a broken build fails it.
 fn broken_build_is_caught(file: &'static str) {
-    let opts = Options { skip_sync: Some(file) };
+    let opts = Options {
+        skip_sync: Some(file),
+    };
     let first = (0..200).find_map(|seed| run_seed(seed, opts).err().map(|e| (seed, e)));
     let Some((seed, why)) = first else {
         panic!("with sync of `{file}` removed, 200 seeds found nothing");
@@ -470,7 +585,8 @@ fn snapshot_writers() -> &'static Vec<Log> {
         SNAPSHOTS
             .iter()
             .map(|&len| {
-                let log = Log::open(&SimDisk::new(), kp.public(), Access::Writer(kp.clone())).unwrap();
+                let log =
+                    Log::open(&SimDisk::new(), kp.public(), Access::Writer(kp.clone())).unwrap();
                 for i in 0..len {
                     log.append(&replica_block(i)).unwrap();
                 }
@@ -492,7 +608,11 @@ fn run_replica_seed(seed: u64) -> Result<Stats, String> {
     let mut acked_len = 0u64;
     let mut acked_blocks: Vec<u64> = Vec::new();
     for round in 0..2u64 {
-        let power = PowerDisk::new(&disk, rng.gen_range(1..=60), seed.wrapping_mul(131).wrapping_add(round));
+        let power = PowerDisk::new(
+            &disk,
+            rng.gen_range(1..=60),
+            seed.wrapping_mul(131).wrapping_add(round),
+        );
         let mut in_flight_len = None;
         match Log::open(&power, kp.public(), Access::Replica) {
             Err(_) if power.is_off() => {}
@@ -500,17 +620,28 @@ fn run_replica_seed(seed: u64) -> Result<Stats, String> {
             Ok(replica) => {
                 for _ in 0..rng.gen_range(1..=8) {
                     let len = replica.len();
-                    let upgrade_to = SNAPSHOTS.iter().position(|&l| l > len).filter(|_| len == 0 || rng.gen_bool(0.3));
+                    let upgrade_to = SNAPSHOTS
+                        .iter()
+                        .position(|&l| l > len)
+                        .filter(|_| len == 0 || rng.gen_bool(0.3));
                     let result = if let Some(w) = upgrade_to {
                         let target = SNAPSHOTS[w];
                         let with_block = rng.gen_bool(0.5);
                         let seq = rng.gen_range(len..target);
                         let req = ProofRequest {
-                            block: with_block.then_some(RequestBlock { index: seq, nodes: 0 }),
-                            upgrade: Some(RequestUpgrade { start: len, length: target - len }),
+                            block: with_block.then_some(RequestBlock {
+                                index: seq,
+                                nodes: 0,
+                            }),
+                            upgrade: Some(RequestUpgrade {
+                                start: len,
+                                length: target - len,
+                            }),
                             ..Default::default()
                         };
-                        let proof = writers[w].proof(&req).map_err(|e| format!("writer refused {req:?}: {e}"))?;
+                        let proof = writers[w]
+                            .proof(&req)
+                            .map_err(|e| format!("writer refused {req:?}: {e}"))?;
                         in_flight_len = Some(target);
                         replica.apply_proof(&proof).map(|_| {
                             acked_len = target;
@@ -525,8 +656,13 @@ fn run_replica_seed(seed: u64) -> Result<Stats, String> {
                             Err(_) => break,
                         };
                         let proof = full
-                            .proof(&ProofRequest { block: Some(RequestBlock { index: seq, nodes }), ..Default::default() })
-                            .map_err(|e| format!("writer refused block {seq} nodes {nodes}: {e}"))?;
+                            .proof(&ProofRequest {
+                                block: Some(RequestBlock { index: seq, nodes }),
+                                ..Default::default()
+                            })
+                            .map_err(|e| {
+                                format!("writer refused block {seq} nodes {nodes}: {e}")
+                            })?;
                         replica.apply_proof(&proof).map(|_| acked_blocks.push(seq))
                     };
                     if let Err(e) = result {
@@ -543,15 +679,25 @@ fn run_replica_seed(seed: u64) -> Result<Stats, String> {
         stats.mid_operation += power.is_off() as u64;
         power.cut();
 
-        let replica = Log::open(&disk, kp.public(), Access::Replica).map_err(|e| format!("round {round}: open after the crash failed: {e}"))?;
+        let replica = Log::open(&disk, kp.public(), Access::Replica)
+            .map_err(|e| format!("round {round}: open after the crash failed: {e}"))?;
         let info = replica.info();
         if info.length != acked_len && Some(info.length) != in_flight_len {
-            return Err(format!("round {round}: recovered length {} but acknowledged {acked_len}", info.length));
+            return Err(format!(
+                "round {round}: recovered length {} but acknowledged {acked_len}",
+                info.length
+            ));
         }
         if info.length > 0 {
-            let w = SNAPSHOTS.iter().position(|&l| l == info.length).ok_or_else(|| format!("length {} was never signed", info.length))?;
+            let w = SNAPSHOTS
+                .iter()
+                .position(|&l| l == info.length)
+                .ok_or_else(|| format!("length {} was never signed", info.length))?;
             if info.tree_hash != writers[w].info().tree_hash {
-                return Err(format!("round {round}: tree at length {} differs from the writer's", info.length));
+                return Err(format!(
+                    "round {round}: tree at length {} differs from the writer's",
+                    info.length
+                ));
             }
         }
         stats.unacknowledged_durable += (info.length != acked_len) as u64;
@@ -563,17 +709,25 @@ fn run_replica_seed(seed: u64) -> Result<Stats, String> {
                 return Err(format!("round {round}: acknowledged block {seq} was lost"));
             }
             if has {
-                let got = replica.get(seq).map_err(|e| format!("round {round}: get({seq}) after the crash: {e}"))?;
+                let got = replica
+                    .get(seq)
+                    .map_err(|e| format!("round {round}: get({seq}) after the crash: {e}"))?;
                 if got != replica_block(seq) {
                     return Err(format!("round {round}: block {seq} reads back wrong"));
                 }
             }
         }
         let contiguous = info.contiguous;
-        if (0..contiguous).any(|s| !replica.has(s).unwrap_or(false)) || (contiguous < info.length && replica.has(contiguous).unwrap_or(false)) {
-            return Err(format!("round {round}: contiguous {contiguous} does not match the stored blocks"));
+        if (0..contiguous).any(|s| !replica.has(s).unwrap_or(false))
+            || (contiguous < info.length && replica.has(contiguous).unwrap_or(false))
+        {
+            return Err(format!(
+                "round {round}: contiguous {contiguous} does not match the stored blocks"
+            ));
         }
-        replica.for_each(0, contiguous, |_, _| Ok(())).map_err(|e| format!("round {round}: scan of the contiguous blocks: {e}"))?;
+        replica
+            .for_each(0, contiguous, |_, _| Ok(()))
+            .map_err(|e| format!("round {round}: scan of the contiguous blocks: {e}"))?;
         stats.acknowledged += acked_blocks.len() as u64;
         acked_blocks.retain(|s| *s < info.length);
     }
@@ -593,8 +747,23 @@ fn power_loss_never_loses_an_acknowledged_proof_on_a_replica() {
         }
     }
     eprintln!("{count} replica seeds: {stats:?}");
-    assert!(failures.is_empty(), "{} of {count} replica seeds failed; first ones:\n{}", failures.len(), failures.iter().take(10).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {count} replica seeds failed; first ones:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     if count >= 100 {
-        assert!(stats.mid_operation * 2 > stats.rounds, "only {} of {} rounds crashed mid-operation", stats.mid_operation, stats.rounds);
+        assert!(
+            stats.mid_operation * 2 > stats.rounds,
+            "only {} of {} rounds crashed mid-operation",
+            stats.mid_operation,
+            stats.rounds
+        );
     }
 }

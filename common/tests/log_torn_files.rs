@@ -37,7 +37,12 @@ struct Pristine {
 /// and an older header always points at a shorter, intact tree.
 fn pristine(dir: &Path) -> Pristine {
     let kp = keypair();
-    let log = Log::open(&DiskStorage::new(dir), kp.public(), Access::Writer(kp.clone())).unwrap();
+    let log = Log::open(
+        &DiskStorage::new(dir),
+        kp.public(),
+        Access::Writer(kp.clone()),
+    )
+    .unwrap();
     let mut commits = Vec::new();
     let mut next = 0;
     for size in [20u64, 15, 10] {
@@ -53,8 +58,15 @@ fn pristine(dir: &Path) -> Pristine {
         commits.push(next);
     }
     drop(log);
-    let files = ["tree", "data", "bitfield"].into_iter().map(|f| (f, fs::read(dir.join(f)).unwrap())).collect();
-    Pristine { files, entries: (0..ENTRIES).map(block).collect(), commits }
+    let files = ["tree", "data", "bitfield"]
+        .into_iter()
+        .map(|f| (f, fs::read(dir.join(f)).unwrap()))
+        .collect();
+    Pristine {
+        files,
+        entries: (0..ENTRIES).map(block).collect(),
+        commits,
+    }
 }
 
 /// One damaged copy of the pristine files.
@@ -85,8 +97,14 @@ fn check_open(dir: &Path, p: &Pristine, case: &Case, access: Access) -> Option<u
     );
     for seq in 0..info.length {
         match log.get(seq) {
-            Ok(b) => assert_eq!(b, p.entries[seq as usize], "{}: get({seq}) returned wrong bytes", case.what),
-            Err(LogError::Corrupt { seq: Some(s), .. }) => assert_eq!(s, seq, "{}: get({seq}) blamed entry {s}", case.what),
+            Ok(b) => assert_eq!(
+                b, p.entries[seq as usize],
+                "{}: get({seq}) returned wrong bytes",
+                case.what
+            ),
+            Err(LogError::Corrupt { seq: Some(s), .. }) => {
+                assert_eq!(s, seq, "{}: get({seq}) blamed entry {s}", case.what)
+            }
             Err(LogError::NotAvailable { .. }) => {}
             Err(e) => panic!("{}: get({seq}): {e:?}", case.what),
         }
@@ -94,13 +112,22 @@ fn check_open(dir: &Path, p: &Pristine, case: &Case, access: Access) -> Option<u
     let mut next = 0;
     let scan = log.for_each(0, info.length, |seq, b| {
         assert_eq!(seq, next);
-        assert_eq!(b, &p.entries[seq as usize][..], "{}: for_each({seq}) returned wrong bytes", case.what);
+        assert_eq!(
+            b,
+            &p.entries[seq as usize][..],
+            "{}: for_each({seq}) returned wrong bytes",
+            case.what
+        );
         next += 1;
         Ok(())
     });
     match scan {
         Ok(()) => assert_eq!(next, info.length, "{}", case.what),
-        Err(LogError::Corrupt { seq: Some(s), .. }) => assert!(s >= next, "{}: scan blamed entry {s} after passing it", case.what),
+        Err(LogError::Corrupt { seq: Some(s), .. }) => assert!(
+            s >= next,
+            "{}: scan blamed entry {s} after passing it",
+            case.what
+        ),
         Err(LogError::NotAvailable { .. }) => {}
         Err(e) => panic!("{}: for_each: {e:?}", case.what),
     }
@@ -110,20 +137,40 @@ fn check_open(dir: &Path, p: &Pristine, case: &Case, access: Access) -> Option<u
 /// Runs one case; returns the length the writer opened it at, if it opened.
 fn run_case(dir: &Path, p: &Pristine, case: &Case, append: bool) -> Option<u64> {
     for (name, bytes) in &p.files {
-        fs::write(dir.join(name), if *name == case.file { &case.bytes } else { bytes }).unwrap();
+        fs::write(
+            dir.join(name),
+            if *name == case.file {
+                &case.bytes
+            } else {
+                bytes
+            },
+        )
+        .unwrap();
     }
     // A view reads without repairing; the writer's open then repairs what it can, and whatever it
     // left must open again the same way.
     let viewed = check_open(dir, p, case, Access::View);
     let kp = keypair();
     let opened = check_open(dir, p, case, Access::Writer(kp.clone()));
-    assert_eq!(viewed.is_some(), opened.is_some(), "{}: the view and the writer disagree on whether it opens", case.what);
+    assert_eq!(
+        viewed.is_some(),
+        opened.is_some(),
+        "{}: the view and the writer disagree on whether it opens",
+        case.what
+    );
     if opened.is_some() {
-        assert_eq!(check_open(dir, p, case, Access::View), opened, "{}: reopening after the repair", case.what);
+        assert_eq!(
+            check_open(dir, p, case, Access::View),
+            opened,
+            "{}: reopening after the repair",
+            case.what
+        );
         if append {
             // The repaired log takes new entries, and they survive a reopen.
             let log = Log::open(&DiskStorage::new(dir), kp.public(), Access::Writer(kp)).unwrap();
-            let seq = log.append(b"after repair").unwrap_or_else(|e| panic!("{}: append after repair: {e}", case.what));
+            let seq = log
+                .append(b"after repair")
+                .unwrap_or_else(|e| panic!("{}: append after repair: {e}", case.what));
             drop(log);
             let log = Log::open(&DiskStorage::new(dir), keypair().public(), Access::View).unwrap();
             assert_eq!(log.get(seq).unwrap(), b"after repair", "{}", case.what);
@@ -153,14 +200,21 @@ fn file<'a>(p: &'a Pristine, name: &str) -> &'a [u8] {
 /// the encoded part of each header slot.
 fn regions(p: &Pristine) -> Vec<(&'static str, std::ops::Range<u64>, &'static str)> {
     let data_len = file(p, "data").len() as u64;
-    let last3: u64 = p.entries[(ENTRIES - 3) as usize..].iter().map(|b| b.len() as u64).sum();
+    let last3: u64 = p.entries[(ENTRIES - 3) as usize..]
+        .iter()
+        .map(|b| b.len() as u64)
+        .sum();
     let tree_len = file(p, "tree").len() as u64;
     assert_eq!(tree_len, NODES_OFFSET + (2 * ENTRIES - 1) * NODE_BYTES);
     vec![
         ("data", data_len - last3..data_len, "data tail"),
         ("tree", tree_len - 6 * NODE_BYTES..tree_len, "tree tail"),
         ("tree", 0..HEADER_BYTES, "header slot 0"),
-        ("tree", SLOT_BYTES..SLOT_BYTES + HEADER_BYTES, "header slot 1"),
+        (
+            "tree",
+            SLOT_BYTES..SLOT_BYTES + HEADER_BYTES,
+            "header slot 1",
+        ),
     ]
 }
 
@@ -176,7 +230,11 @@ fn every_cut_near_the_end_opens_or_reports_corruption() {
         // Cut at every offset of the region and at its end (the whole region gone or kept).
         for len in range.start..=range.end {
             let bytes = file(&p, name)[..len as usize].to_vec();
-            let case = Case { what: format!("{label}: {name} cut to {len} bytes"), file: name, bytes };
+            let case = Case {
+                what: format!("{label}: {name} cut to {len} bytes"),
+                file: name,
+                bytes,
+            };
             match run_case(&work, &p, &case, len % 17 == 0) {
                 None => refused += 1,
                 Some(n) if n < ENTRIES => fell_back += 1,
@@ -186,14 +244,35 @@ fn every_cut_near_the_end_opens_or_reports_corruption() {
         }
     }
     // A cut root falls back to the previous commit; a cut header area cannot open.
-    assert!(refused > 0 && fell_back > 0, "refused {refused}, fell back {fell_back}");
+    assert!(
+        refused > 0 && fell_back > 0,
+        "refused {refused}, fell back {fell_back}"
+    );
     // Cuts anywhere in the header area (every 61st byte), the nodes area gone entirely, and
     // files emptied.
-    let mut more: Vec<(&str, u64)> = (0..NODES_OFFSET).step_by(61).map(|len| ("tree", len)).collect();
-    more.extend([("tree", NODES_OFFSET), ("tree", NODES_OFFSET - 1), ("tree", SLOT_BYTES), ("data", 0), ("bitfield", 0)]);
+    let mut more: Vec<(&str, u64)> = (0..NODES_OFFSET)
+        .step_by(61)
+        .map(|len| ("tree", len))
+        .collect();
+    more.extend([
+        ("tree", NODES_OFFSET),
+        ("tree", NODES_OFFSET - 1),
+        ("tree", SLOT_BYTES),
+        ("data", 0),
+        ("bitfield", 0),
+    ]);
     for (name, len) in more {
         let bytes = file(&p, name)[..len as usize].to_vec();
-        run_case(&work, &p, &Case { what: format!("{name} cut to {len} bytes"), file: name, bytes }, true);
+        run_case(
+            &work,
+            &p,
+            &Case {
+                what: format!("{name} cut to {len} bytes"),
+                file: name,
+                bytes,
+            },
+            true,
+        );
         cases += 1;
     }
     assert!(cases > 800, "only {cases} cases");
@@ -211,7 +290,11 @@ fn every_flipped_byte_near_the_end_opens_or_reports_corruption() {
             let mut bytes = file(&p, name).to_vec();
             let bit = (at % 8) as u8;
             bytes[at as usize] ^= 1 << bit;
-            let case = Case { what: format!("{label}: {name} byte {at} bit {bit} flipped"), file: name, bytes };
+            let case = Case {
+                what: format!("{label}: {name} byte {at} bit {bit} flipped"),
+                file: name,
+                bytes,
+            };
             let opened = run_case(&work, &p, &case, at % 13 == 0);
             fell_back += opened.is_some_and(|n| n < ENTRIES) as u32;
         }

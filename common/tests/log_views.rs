@@ -17,7 +17,10 @@ fn block(i: u64) -> Vec<u8> {
 }
 
 fn snapshot(dir: &Path) -> Vec<Vec<u8>> {
-    ["tree", "data", "bitfield"].iter().map(|f| fs::read(dir.join(f)).unwrap()).collect()
+    ["tree", "data", "bitfield"]
+        .iter()
+        .map(|f| fs::read(dir.join(f)).unwrap())
+        .collect()
 }
 
 fn check(log: &Log, n: u64) {
@@ -25,7 +28,10 @@ fn check(log: &Log, n: u64) {
     for seq in 0..n {
         assert_eq!(log.get(seq).unwrap(), block(seq), "get({seq})");
     }
-    assert_eq!(log.read_range(0, n).unwrap(), (0..n).map(block).collect::<Vec<_>>());
+    assert_eq!(
+        log.read_range(0, n).unwrap(),
+        (0..n).map(block).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -41,7 +47,11 @@ fn views_open_beside_a_writer_and_see_committed_entries() {
     let before = snapshot(dir.path());
     let first = Log::open(&storage, kp.public(), Access::View).unwrap();
     let second = Log::open(&DiskStorage::new(dir.path()), kp.public(), Access::View).unwrap();
-    assert_eq!(snapshot(dir.path()), before, "opening views changed the files");
+    assert_eq!(
+        snapshot(dir.path()),
+        before,
+        "opening views changed the files"
+    );
     for view in [&first, &second] {
         assert_eq!(view.info().tree_hash, writer.info().tree_hash);
         assert!(!view.writable());

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use fritter_common::crypto::KeyPair;
 use fritter_common::log::Log;
-use fritter_common::replicate::{protocol_over, Node, NodeConfig};
 use fritter_common::replicate::wire::{proof_to_data, request_to_log};
+use fritter_common::replicate::{protocol_over, Node, NodeConfig};
 use futures::StreamExt;
 use hypercore_protocol::schema::{Data, Range, Synchronize};
 use hypercore_protocol::{Event, Message};
@@ -58,11 +58,16 @@ fn lie(how: Lie, d: &mut Data, writer: &Log) {
         }
         Lie::OversizedProof => {
             if let Some(b) = d.block.as_mut().filter(|b| b.index == 3) {
-                b.nodes.extend((0..200).map(|i| WireNode::new(i, vec![0; 32], 1)));
+                b.nodes
+                    .extend((0..200).map(|i| WireNode::new(i, vec![0; 32], 1)));
             }
         }
         Lie::WrongNode => {
-            if let Some(b) = d.block.as_mut().filter(|b| b.index == 8 && !b.nodes.is_empty()) {
+            if let Some(b) = d
+                .block
+                .as_mut()
+                .filter(|b| b.index == 8 && !b.nodes.is_empty())
+            {
                 b.nodes[0].hash[0] ^= 1;
             }
         }
@@ -131,13 +136,24 @@ async fn scenario(how: Lie) {
     node.add(r.clone());
     let addr = node.local_addr().expect("listening");
 
-    let seen = within(20, "the node to hang up on the fake writer", fake_writer(addr, w.clone(), how)).await;
+    let seen = within(
+        20,
+        "the node to hang up on the fake writer",
+        fake_writer(addr, w.clone(), how),
+    )
+    .await;
     // The fake sees an end of stream or a reset, depending on what was in flight.
     assert!(!seen.is_empty(), "{how:?}");
-    wait_until(10, "the node to record the disconnect", || !node.disconnects().is_empty()).await;
+    wait_until(10, "the node to record the disconnect", || {
+        !node.disconnects().is_empty()
+    })
+    .await;
     assert!(node.peers().is_empty());
     let d = node.disconnects();
-    assert!(d.len() == 1 && d[0].fault, "{how:?}: dropped as a misbehaving peer: {d:?}");
+    assert!(
+        d.len() == 1 && d[0].fault,
+        "{how:?}: dropped as a misbehaving peer: {d:?}"
+    );
     eprintln!("{how:?}: {}", d[0].reason);
 
     let info = r.info();
@@ -160,8 +176,13 @@ async fn scenario(how: Lie) {
     // The node still serves honest peers after the hostile one: a real writer node completes it.
     let honest = listening_node().await;
     honest.add(w.clone());
-    node.connect(honest.local_addr().expect("addr")).await.expect("connect");
-    wait_status(&r, 20, "the honest writer's entries", |s| s.contiguous == 40).await;
+    node.connect(honest.local_addr().expect("addr"))
+        .await
+        .expect("connect");
+    wait_status(&r, 20, "the honest writer's entries", |s| {
+        s.contiguous == 40
+    })
+    .await;
     assert_same(&r, &w);
 }
 
@@ -191,7 +212,10 @@ async fn a_wrong_tree_node_is_refused_and_the_peer_dropped() {
 }
 
 fn node_config(f: impl FnOnce(&mut NodeConfig)) -> NodeConfig {
-    let mut c = NodeConfig { listen: Some("127.0.0.1:0".parse().expect("addr")), ..NodeConfig::default() };
+    let mut c = NodeConfig {
+        listen: Some("127.0.0.1:0".parse().expect("addr")),
+        ..NodeConfig::default()
+    };
     f(&mut c);
     c
 }
@@ -217,10 +241,19 @@ async fn expect_hangup(s: TcpStream, secs: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_never_completes_the_handshake_is_dropped() {
     trace();
-    let node = Node::start(node_config(|c| c.handshake_timeout = Duration::from_millis(300))).await.expect("node");
-    let s = TcpStream::connect(node.local_addr().expect("addr")).await.expect("dial");
+    let node = Node::start(node_config(|c| {
+        c.handshake_timeout = Duration::from_millis(300)
+    }))
+    .await
+    .expect("node");
+    let s = TcpStream::connect(node.local_addr().expect("addr"))
+        .await
+        .expect("dial");
     expect_hangup(s, 10).await;
-    wait_until(10, "the disconnect to be recorded", || !node.disconnects().is_empty()).await;
+    wait_until(10, "the disconnect to be recorded", || {
+        !node.disconnects().is_empty()
+    })
+    .await;
     let d = &node.disconnects()[0];
     assert!(d.fault && d.reason.contains("handshake"), "{d:?}");
 }
@@ -229,12 +262,17 @@ async fn a_peer_that_never_completes_the_handshake_is_dropped() {
 async fn an_oversized_frame_is_refused_before_it_is_read() {
     trace();
     let node = listening_node().await;
-    let s = TcpStream::connect(node.local_addr().expect("addr")).await.expect("dial");
+    let s = TcpStream::connect(node.local_addr().expect("addr"))
+        .await
+        .expect("dial");
     // A frame header announcing 16 MiB - 1 bytes, more than any block and its proof.
     s.writable().await.expect("writable");
     assert_eq!(s.try_write(&[0xff, 0xff, 0xff, 1, 2, 3]).expect("write"), 6);
     expect_hangup(s, 10).await;
-    wait_until(10, "the disconnect to be recorded", || !node.disconnects().is_empty()).await;
+    wait_until(10, "the disconnect to be recorded", || {
+        !node.disconnects().is_empty()
+    })
+    .await;
     let d = &node.disconnects()[0];
     assert!(d.fault && d.reason.contains("exceeds the limit"), "{d:?}");
 }
@@ -245,19 +283,35 @@ async fn keepalives_hold_a_quiet_connection_and_a_silent_peer_is_dropped() {
     let config = node_config(|c| c.idle_timeout = Duration::from_millis(800));
     let a = Node::start(config.clone()).await.expect("node a");
     let b = Node::start(config).await.expect("node b");
-    b.connect(a.local_addr().expect("addr")).await.expect("connect");
-    wait_until(10, "the connection", || a.peers().len() == 1 && b.peers().len() == 1).await;
+    b.connect(a.local_addr().expect("addr"))
+        .await
+        .expect("connect");
+    wait_until(10, "the connection", || {
+        a.peers().len() == 1 && b.peers().len() == 1
+    })
+    .await;
     // Quiet for twice the idle timeout: keepalives hold it open.
     tokio::time::sleep(Duration::from_millis(1600)).await;
-    assert_eq!((a.peers().len(), b.peers().len()), (1, 1), "{:?} {:?}", a.disconnects(), b.disconnects());
+    assert_eq!(
+        (a.peers().len(), b.peers().len()),
+        (1, 1),
+        "{:?} {:?}",
+        a.disconnects(),
+        b.disconnects()
+    );
 
     // A peer that finishes the handshake, then reads but never sends (the bare protocol sends
     // no keepalives), is dropped.
-    let stream = TcpStream::connect(a.local_addr().expect("addr")).await.expect("dial");
+    let stream = TcpStream::connect(a.local_addr().expect("addr"))
+        .await
+        .expect("dial");
     let cancel = CancellationToken::new();
     let (mut protocol, state) = protocol_over(stream, true, &cancel).expect("protocol");
     let reader = tokio::spawn(async move { while let Some(Ok(_)) = protocol.next().await {} });
     within(10, "the node to drop the silent peer", state.closed()).await;
     reader.abort();
-    wait_until(10, "the disconnect to be recorded", || a.disconnects().iter().any(|d| d.reason.contains("silent"))).await;
+    wait_until(10, "the disconnect to be recorded", || {
+        a.disconnects().iter().any(|d| d.reason.contains("silent"))
+    })
+    .await;
 }

@@ -24,12 +24,21 @@ fn js_dir() -> PathBuf {
 
 /// Whether the JS peer can run here; without it the test is skipped, except in CI.
 fn js_available() -> bool {
-    let node = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
-    let modules = js_dir().join("node_modules/hypercore/package.json").exists();
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let modules = js_dir()
+        .join("node_modules/hypercore/package.json")
+        .exists();
     if node && modules {
         return true;
     }
-    let why = if node { "tests/js/node_modules is missing (run `npm ci --prefix tests/js`)" } else { "`node` is not installed" };
+    let why = if node {
+        "tests/js/node_modules is missing (run `npm ci --prefix tests/js`)"
+    } else {
+        "`node` is not installed"
+    };
     if std::env::var_os("CI").is_some() {
         panic!("JS interop test cannot run in CI: {why}");
     }
@@ -71,7 +80,12 @@ impl JsPeer {
             }
         });
         let stdin = child.stdin.take();
-        JsPeer { child, stdin, lines, seen: Vec::new() }
+        JsPeer {
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+        }
     }
 
     /// The next line whose `event` is `event` and that satisfies `cond`, within `secs`.
@@ -89,7 +103,10 @@ impl JsPeer {
                     }
                 }
                 Ok(None) => panic!("peer.js exited before {event}; it printed {:?}", self.seen),
-                Err(_) => panic!("timed out after {secs} s waiting for {event} from peer.js; it printed {:?}", self.seen),
+                Err(_) => panic!(
+                    "timed out after {secs} s waiting for {event} from peer.js; it printed {:?}",
+                    self.seen
+                ),
             }
         }
     }
@@ -122,15 +139,30 @@ async fn a_fritter_archive_replicates_to_a_js_reader_then_live() {
     node.add(w.clone());
     let addr = node.local_addr().expect("listening").to_string();
 
-    let mut js = JsPeer::spawn(&["reader", "--key", &kp.public().to_hex(), "--connect", &addr, "--expect", "10000"]);
+    let mut js = JsPeer::spawn(&[
+        "reader",
+        "--key",
+        &kp.public().to_hex(),
+        "--connect",
+        &addr,
+        "--expect",
+        "10000",
+    ]);
     let synced = js.expect(60, "synced", |_| true).await;
     assert_eq!(synced["length"], 10_000, "{synced}");
     assert_eq!(synced["bad"], 0, "entries that did not match: {synced}");
-    assert_eq!(synced["treeHash"].as_str(), Some(hex::encode(w.info().tree_hash).as_str()), "{synced}");
+    assert_eq!(
+        synced["treeHash"].as_str(),
+        Some(hex::encode(w.info().tree_hash).as_str()),
+        "{synced}"
+    );
     eprintln!("JS reader: 10,000 entries in {} ms", synced["ms"]);
 
     let w2 = w.clone();
-    tokio::task::spawn_blocking(move || w2.append(&entry(10_000))).await.expect("join").expect("append");
+    tokio::task::spawn_blocking(move || w2.append(&entry(10_000)))
+        .await
+        .expect("join")
+        .expect("append");
     let live = js.expect(20, "length", |v| v["index"] == 10_000).await;
     assert_eq!(live["ok"], true, "{live}");
     within(10, "shutdown", node.shutdown()).await;
@@ -146,22 +178,34 @@ async fn a_js_writer_replicates_to_a_fritter_replica_then_live() {
     let kp = KeyPair::from_seed(&seed);
     let mut js = JsPeer::spawn(&["writer", "--seed", &hex::encode(seed), "--entries", "10000"]);
     let ready = js.expect(60, "ready", |_| true).await;
-    assert_eq!(ready["key"].as_str(), Some(kp.public().to_hex().as_str()), "compat key is the public key");
+    assert_eq!(
+        ready["key"].as_str(),
+        Some(kp.public().to_hex().as_str()),
+        "compat key is the public key"
+    );
     let port = ready["port"].as_u64().expect("port");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let r = replica(dir.path(), &kp);
     let node = dialing_node().await;
     node.add(r.clone());
-    node.connect(format!("127.0.0.1:{port}").parse().expect("addr")).await.expect("connect");
+    node.connect(format!("127.0.0.1:{port}").parse().expect("addr"))
+        .await
+        .expect("connect");
     wait_status(&r, 60, "10,000 entries from JS", |s| s.contiguous == 10_000).await;
     let got = r.read_range(0, 10_000).expect("read");
-    assert!(got.iter().enumerate().all(|(i, b)| *b == entry(i as u64)), "entries match what JS wrote");
+    assert!(
+        got.iter().enumerate().all(|(i, b)| *b == entry(i as u64)),
+        "entries match what JS wrote"
+    );
 
     js.send("append 1");
     wait_status(&r, 20, "a live append from JS", |s| s.contiguous == 10_001).await;
     js.send("append 5");
     wait_status(&r, 20, "five more live appends", |s| s.contiguous == 10_006).await;
-    assert_eq!(r.read_range(10_000, 10_006).expect("read"), (10_000..10_006).map(entry).collect::<Vec<_>>());
+    assert_eq!(
+        r.read_range(10_000, 10_006).expect("read"),
+        (10_000..10_006).map(entry).collect::<Vec<_>>()
+    );
     within(10, "shutdown", node.shutdown()).await;
 }

@@ -29,20 +29,35 @@ async fn full_live_resume_and_two_archives_over_one_connection() {
 
     // Live: a new append reaches the connected replica without polling.
     let w2 = w.clone();
-    tokio::task::spawn_blocking(move || w2.append(&entry(10_000))).await.expect("join").expect("append");
+    tokio::task::spawn_blocking(move || w2.append(&entry(10_000)))
+        .await
+        .expect("join")
+        .expect("append");
     wait_status(&r, 10, "the live append", |s| s.contiguous == 10_001).await;
     assert_same(&r, &w);
 
     // Disconnect, append while apart, reconnect: only the new entries travel.
     assert_eq!(client.disconnect(addr), 1);
-    wait_until(10, "the connection to close", || client.peers().is_empty() && server.peers().is_empty()).await;
+    wait_until(10, "the connection to close", || {
+        client.peers().is_empty() && server.peers().is_empty()
+    })
+    .await;
     let w2 = w.clone();
-    tokio::task::spawn_blocking(move || fill(&w2, 10_001, 10_101)).await.expect("join");
+    tokio::task::spawn_blocking(move || fill(&w2, 10_001, 10_101))
+        .await
+        .expect("join");
     let before = client.stats().blocks_downloaded;
     client.connect(addr).await.expect("reconnect");
-    wait_status(&r, 10, "the entries appended while apart", |s| s.contiguous == 10_101).await;
+    wait_status(&r, 10, "the entries appended while apart", |s| {
+        s.contiguous == 10_101
+    })
+    .await;
     assert_same(&r, &w);
-    assert_eq!(client.stats().blocks_downloaded - before, 100, "resumed without downloading again");
+    assert_eq!(
+        client.stats().blocks_downloaded - before,
+        100,
+        "resumed without downloading again"
+    );
 
     // A second archive, added at runtime on both sides, shares the connection.
     let kp2 = KeyPair::from_seed(&[2; 32]);
@@ -55,7 +70,10 @@ async fn full_live_resume_and_two_archives_over_one_connection() {
     assert_same(&r_b, &w_b);
     let peers = client.peers();
     assert_eq!(peers.len(), 1, "one connection: {peers:?}");
-    wait_until(10, "two channels on the connection", || client.peers().first().is_some_and(|p| p.channels == 2)).await;
+    wait_until(10, "two channels on the connection", || {
+        client.peers().first().is_some_and(|p| p.channels == 2)
+    })
+    .await;
 
     // Both archives stay live over that connection.
     let (wa, wb) = (w.clone(), w_b.clone());
@@ -65,12 +83,21 @@ async fn full_live_resume_and_two_archives_over_one_connection() {
     })
     .await
     .expect("join");
-    wait_status(&r, 10, "live append on the first archive", |s| s.contiguous == 10_102).await;
-    wait_status(&r_b, 10, "live append on the second archive", |s| s.contiguous == 501).await;
+    wait_status(&r, 10, "live append on the first archive", |s| {
+        s.contiguous == 10_102
+    })
+    .await;
+    wait_status(&r_b, 10, "live append on the second archive", |s| {
+        s.contiguous == 501
+    })
+    .await;
 
     // Removing an archive closes its channel only.
     assert!(client.remove(&kp2.public()).is_some());
-    wait_until(10, "the channel to close", || client.peers().first().is_some_and(|p| p.channels == 1)).await;
+    wait_until(10, "the channel to close", || {
+        client.peers().first().is_some_and(|p| p.channels == 1)
+    })
+    .await;
 
     within(10, "shutdown", client.shutdown()).await;
     within(10, "shutdown", server.shutdown()).await;
@@ -89,25 +116,40 @@ async fn a_replica_downloads_from_two_peers_at_once_without_duplicates() {
     wn.add(w.clone());
     let r1n = listening_node().await;
     r1n.add(r1.clone());
-    r1n.connect(wn.local_addr().expect("addr")).await.expect("connect");
+    r1n.connect(wn.local_addr().expect("addr"))
+        .await
+        .expect("connect");
     wait_status(&r1, 30, "the first replica", |s| s.contiguous == 20_000).await;
 
     let r2 = replica(&dir.path().join("r2"), &kp);
     let r2n = dialing_node().await;
     r2n.add(r2.clone());
-    r2n.connect(wn.local_addr().expect("addr")).await.expect("connect");
-    r2n.connect(r1n.local_addr().expect("addr")).await.expect("connect");
+    r2n.connect(wn.local_addr().expect("addr"))
+        .await
+        .expect("connect");
+    r2n.connect(r1n.local_addr().expect("addr"))
+        .await
+        .expect("connect");
     wait_status(&r2, 30, "the second replica", |s| s.contiguous == 20_000).await;
     assert_same(&r2, &w);
     let from_writer = wn.stats().blocks_uploaded - 20_000;
     let from_replica = r1n.stats().blocks_uploaded;
     eprintln!("second replica: {from_writer} blocks from the writer, {from_replica} from the first replica");
-    assert_eq!(r2n.stats().blocks_downloaded, 20_000, "every block stored once");
+    assert_eq!(
+        r2n.stats().blocks_downloaded,
+        20_000,
+        "every block stored once"
+    );
     assert!(from_writer + from_replica >= 20_000);
 
     // Live appends reach it whichever peer serves them.
     let w2 = w.clone();
-    tokio::task::spawn_blocking(move || fill(&w2, 20_000, 20_010)).await.expect("join");
-    wait_status(&r2, 10, "live appends through two peers", |s| s.contiguous == 20_010).await;
+    tokio::task::spawn_blocking(move || fill(&w2, 20_000, 20_010))
+        .await
+        .expect("join");
+    wait_status(&r2, 10, "live appends through two peers", |s| {
+        s.contiguous == 20_010
+    })
+    .await;
     assert_same(&r2, &w);
 }

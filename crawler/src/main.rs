@@ -7,10 +7,18 @@ use clap::{Parser, Subcommand};
 use fritter_common::store::Store;
 
 #[derive(Parser)]
-#[command(name = "fritter-crawler", version, about = "Replicates, validates and indexes public Fritter archives")]
+#[command(
+    name = "fritter-crawler",
+    version,
+    about = "Replicates, validates and indexes public Fritter archives"
+)]
 struct Cli {
     /// Data directory holding the archives.
-    #[arg(long, env = "FRITTER_CRAWLER_DATA_DIR", default_value = "fritter-crawler-data")]
+    #[arg(
+        long,
+        env = "FRITTER_CRAWLER_DATA_DIR",
+        default_value = "fritter-crawler-data"
+    )]
     data_dir: PathBuf,
     /// Print machine-readable JSON.
     #[arg(long)]
@@ -28,7 +36,9 @@ enum Command {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -67,7 +77,11 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            Ok(if failed > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
     }
 }

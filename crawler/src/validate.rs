@@ -51,9 +51,14 @@ pub fn check_archive(store: &Store, key: &PublicKey) -> ArchiveReport {
     report
 }
 
-fn fold(archive: &Archive, report: &mut ArchiveReport) -> Result<(), fritter_common::archive::ArchiveError> {
+fn fold(
+    archive: &Archive,
+    report: &mut ArchiveReport,
+) -> Result<(), fritter_common::archive::ArchiveError> {
     archive.refresh()?;
-    report.files = archive.list(&fritter_common::model::FilePath::root())?.len();
+    report.files = archive
+        .list(&fritter_common::model::FilePath::root())?
+        .len();
     let (count, examples) = archive.skipped();
     report.skipped = count;
     report.skipped_examples = examples;
@@ -62,7 +67,11 @@ fn fold(archive: &Archive, report: &mut ArchiveReport) -> Result<(), fritter_com
 
 /// Checks every archive in the data directory.
 pub fn check_all(store: &Store) -> anyhow::Result<Vec<ArchiveReport>> {
-    Ok(store.archives()?.iter().map(|k| check_archive(store, k)).collect())
+    Ok(store
+        .archives()?
+        .iter()
+        .map(|k| check_archive(store, k))
+        .collect())
 }
 
 #[cfg(test)]
@@ -78,11 +87,17 @@ mod tests {
         store.save_identity(&KeyPair::generate()).unwrap();
         let key = {
             let own = store.open_own().unwrap();
-            own.put_file(&File::Profile(Profile { name: "Ada".into(), bio: String::new(), avatar: None }))
-                .unwrap();
+            own.put_file(&File::Profile(Profile {
+                name: "Ada".into(),
+                bio: String::new(),
+                avatar: None,
+            }))
+            .unwrap();
             // A hostile or buggy writer can put anything in its log.
             own.log().append(b"<script>not json</script>").unwrap();
-            own.log().append(br#"{"op":"put","path":"/../etc/passwd","value":{}}"#).unwrap();
+            own.log()
+                .append(br#"{"op":"put","path":"/../etc/passwd","value":{}}"#)
+                .unwrap();
             own.key()
         };
         let report = check_archive(&store, &key);
@@ -90,7 +105,14 @@ mod tests {
         assert_eq!(report.length, 3);
         assert_eq!(report.files, 1);
         assert_eq!(report.skipped, 2);
-        assert_eq!(report.skipped_examples.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(
+            report
+                .skipped_examples
+                .iter()
+                .map(|s| s.seq)
+                .collect::<Vec<_>>(),
+            vec![1, 2]
+        );
     }
 
     #[test]
@@ -100,10 +122,18 @@ mod tests {
         store.save_identity(&KeyPair::generate()).unwrap();
         let key = {
             let own = store.open_own().unwrap();
-            own.put_file(&File::Profile(Profile { name: "Ada".into(), bio: String::new(), avatar: None }))
-                .unwrap();
-            own.put_file(&File::Profile(Profile { name: "Ada L.".into(), bio: String::new(), avatar: None }))
-                .unwrap();
+            own.put_file(&File::Profile(Profile {
+                name: "Ada".into(),
+                bio: String::new(),
+                avatar: None,
+            }))
+            .unwrap();
+            own.put_file(&File::Profile(Profile {
+                name: "Ada L.".into(),
+                bio: String::new(),
+                avatar: None,
+            }))
+            .unwrap();
             own.key()
         };
         // Flip a byte of the first entry (not of the last commit, which open re-checks and

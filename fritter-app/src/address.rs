@@ -30,8 +30,13 @@ impl Address {
         if s.contains("://") {
             // `$(fritter url)/statuses/` gives `hyper://<key>//statuses/`: empty segments are
             // never valid, so dropping them cannot change which file is meant.
-            let url = match (s.strip_prefix("hyper://").and_then(|rest| rest.get(..64)), s.get(72..)) {
-                (Some(key), Some(path)) if path.starts_with('/') => format!("hyper://{key}{}", tidy(path)),
+            let url = match (
+                s.strip_prefix("hyper://").and_then(|rest| rest.get(..64)),
+                s.get(72..),
+            ) {
+                (Some(key), Some(path)) if path.starts_with('/') => {
+                    format!("hyper://{key}{}", tidy(path))
+                }
                 _ => s.to_owned(),
             };
             return Ok(Address::Url(ArchiveUrl::parse_lenient(&url)?));
@@ -43,7 +48,10 @@ impl Address {
     pub fn locate(&self, app: &App) -> anyhow::Result<(PublicKey, FilePath)> {
         Ok(match self {
             Address::Own(path) => (app.own_key()?, path.clone()),
-            Address::Url(url) => (url.key().into(), url.path().cloned().unwrap_or_else(FilePath::root)),
+            Address::Url(url) => (
+                url.key().into(),
+                url.path().cloned().unwrap_or_else(FilePath::root),
+            ),
         })
     }
 }
@@ -100,14 +108,22 @@ mod tests {
 
     #[test]
     fn paths_and_urls() {
-        let key = fritter_common::crypto::KeyPair::from_seed(&[1; 32]).public().to_hex();
+        let key = fritter_common::crypto::KeyPair::from_seed(&[1; 32])
+            .public()
+            .to_hex();
         check("/profile.json", Ok("/profile.json"));
         check("statuses/", Ok("/statuses"));
         check("/", Ok("/"));
         check(&key, Ok(&format!("hyper://{key}/")));
         check(&format!("hyper://{key}"), Ok(&format!("hyper://{key}/")));
-        check(&format!("hyper://{key}/statuses/x.json"), Ok(&format!("hyper://{key}/statuses/x.json")));
-        check(&format!("hyper://{key}//statuses/"), Ok(&format!("hyper://{key}/statuses")));
+        check(
+            &format!("hyper://{key}/statuses/x.json"),
+            Ok(&format!("hyper://{key}/statuses/x.json")),
+        );
+        check(
+            &format!("hyper://{key}//statuses/"),
+            Ok(&format!("hyper://{key}/statuses")),
+        );
         check(&format!("hyper://{key}:80/"), Err("ports are not allowed"));
         check("dat://abc/", Err("must start with hyper://"));
         check("hyper://nothex/", Err("expected 64 hex characters"));

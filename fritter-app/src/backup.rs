@@ -38,7 +38,10 @@ pub struct Imported {
 /// Writes your identity and archive to `file`.
 pub fn export(app: &App, file: &Path, force: bool) -> anyhow::Result<Exported> {
     if file.exists() && !force {
-        bail!("{} exists; pass --force to replace it, or choose another file", file.display());
+        bail!(
+            "{} exists; pass --force to replace it, or choose another file",
+            file.display()
+        );
     }
     // Hold the archive's lock so its files cannot change while they are copied.
     let _own = app.store.open_own()?;
@@ -71,7 +74,14 @@ pub fn import(app: &App, file: &Path) -> anyhow::Result<Imported> {
 
 impl fmt::Display for Exported {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Exported {} ({} entries, {} bytes) to {}", self.archive, self.entries, self.bytes, self.file.display())?;
+        writeln!(
+            f,
+            "Exported {} ({} entries, {} bytes) to {}",
+            self.archive,
+            self.entries,
+            self.bytes,
+            self.file.display()
+        )?;
         write!(
             f,
             "It holds your secret key: keep it private. Restore it with `fritter import {}` into an empty data directory.",

@@ -12,8 +12,10 @@ use clap::{Parser, Subcommand};
 /// `hyper://<key>/`, that only you can write and anyone can verify.
 #[derive(Debug, Parser)]
 #[command(name = "fritter", version, propagate_version = true)]
-#[command(after_help = "Start with `fritter init --name NAME`, then `fritter post \"Hello #fritter\"`.\n\
-Set RUST_LOG=debug for detailed logs on stderr.")]
+#[command(
+    after_help = "Start with `fritter init --name NAME`, then `fritter post \"Hello #fritter\"`.\n\
+Set RUST_LOG=debug for detailed logs on stderr."
+)]
 pub struct Cli {
     /// Data directory holding your identity and archives [default: $FRITTER_DATA_DIR, else
     /// $XDG_DATA_HOME/fritter, else ~/.local/share/fritter]
@@ -103,7 +105,9 @@ pub enum Command {
     },
 
     /// Print a file as JSON
-    #[command(after_help = "Examples: fritter show /profile.json\n          fritter show hyper://<key>/statuses/<id>.json")]
+    #[command(
+        after_help = "Examples: fritter show /profile.json\n          fritter show hyper://<key>/statuses/<id>.json"
+    )]
     Show {
         /// A path in your archive (/profile.json) or the URL of a file of any archive held locally
         path: String,
@@ -166,7 +170,8 @@ mod tests {
 
     #[test]
     fn global_flags_go_anywhere() {
-        let cli = Cli::try_parse_from(["fritter", "post", "--json", "-x", "--data-dir", "/d"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["fritter", "post", "--json", "-x", "--data-dir", "/d"]).unwrap();
         assert!(cli.json);
         assert_eq!(cli.data_dir, Some(PathBuf::from("/d")));
         assert!(matches!(cli.command, Command::Post { text } if text == "-x"));

@@ -4,8 +4,8 @@
 
 use fritter_common::archive::EntryRef;
 use fritter_common::model::{
-    extract_mentions, extract_tags, limits::MAX_MENTIONS, resolve_mentions, ArchiveKey,
-    ArchiveUrl, Entry, File, Like, Mention, ModelError, Reply, Status, ThreadRef, Timestamp,
+    extract_mentions, extract_tags, limits::MAX_MENTIONS, resolve_mentions, ArchiveKey, ArchiveUrl,
+    Entry, File, Like, Mention, ModelError, Reply, Status, ThreadRef, Timestamp,
 };
 use serde_json::Value;
 
@@ -37,19 +37,37 @@ pub fn status(text: &str, created_at: Timestamp, known: &[Known]) -> Draft {
     let mut status = Status::new(text, created_at);
     status.tags = extract_tags(text);
     status.mentions = resolve_mentions(text, known);
-    Draft { status, unresolved: unresolved(text, known) }
+    Draft {
+        status,
+        unresolved: unresolved(text, known),
+    }
 }
 
 /// A reply to `parent`: a status whose thread references pin the parent's entry, and which
 /// mentions the parent's author (unless that is the writer, `own`), first.
-pub fn reply(text: &str, created_at: Timestamp, known: &[Known], parent: &Parent, own: ArchiveKey) -> Draft {
+pub fn reply(
+    text: &str,
+    created_at: Timestamp,
+    known: &[Known],
+    parent: &Parent,
+    own: ArchiveKey,
+) -> Draft {
     let mut draft = status(text, created_at, known);
     draft.status.reply = Some(thread_refs(&parent.url, parent.entry, &parent.status));
     let author = parent.url.key();
     if author != own && !draft.status.mentions.iter().any(|m| m.url.key() == author) {
         // A profile name is a valid mention name; without one, a short key stands in.
-        let name = parent.author_name.clone().unwrap_or_else(|| author.to_string()[..8].to_owned());
-        draft.status.mentions.insert(0, Mention { url: ArchiveUrl::root(author), name });
+        let name = parent
+            .author_name
+            .clone()
+            .unwrap_or_else(|| author.to_string()[..8].to_owned());
+        draft.status.mentions.insert(
+            0,
+            Mention {
+                url: ArchiveUrl::root(author),
+                name,
+            },
+        );
         draft.status.mentions.truncate(MAX_MENTIONS);
     }
     draft
@@ -58,17 +76,27 @@ pub fn reply(text: &str, created_at: Timestamp, known: &[Known], parent: &Parent
 /// The thread references of a reply to the status at `url`, written by log entry `entry`: the
 /// parent is that entry; the root is the parent's own root if it is a reply, else the parent.
 pub fn thread_refs(url: &ArchiveUrl, entry: EntryRef, parent: &Status) -> Reply {
-    let pinned = ThreadRef { url: url.clone(), seq: entry.seq, hash: entry.hash };
+    let pinned = ThreadRef {
+        url: url.clone(),
+        seq: entry.seq,
+        hash: entry.hash,
+    };
     let root = match &parent.reply {
         Some(reply) => reply.root.clone(),
         None => pinned.clone(),
     };
-    Reply { root, parent: pinned }
+    Reply {
+        root,
+        parent: pinned,
+    }
 }
 
 /// A like of the status at `subject`.
 pub fn like(subject: ArchiveUrl, created_at: Timestamp) -> Like {
-    Like { subject, created_at }
+    Like {
+        subject,
+        created_at,
+    }
 }
 
 /// The JSON value `file` is written as: normalized (trimmed name, canonical URLs and times) by
@@ -111,7 +139,9 @@ mod tests {
     }
 
     fn status_url(n: u8, id: &str) -> ArchiveUrl {
-        format!("hyper://{}/statuses/{id}.json", key(n)).parse().unwrap()
+        format!("hyper://{}/statuses/{id}.json", key(n))
+            .parse()
+            .unwrap()
     }
 
     fn now() -> Timestamp {
@@ -134,10 +164,16 @@ mod tests {
         assert_eq!(draft.status.text, text);
         assert_eq!(draft.status.created_at, now());
         assert_eq!(draft.status.tags, tags, "tags of {text:?}");
-        let got: Vec<(String, ArchiveUrl)> =
-            draft.status.mentions.iter().map(|m| (m.name.clone(), m.url.clone())).collect();
-        let want: Vec<(String, ArchiveUrl)> =
-            mentions.iter().map(|(name, n)| (name.to_string(), root(*n))).collect();
+        let got: Vec<(String, ArchiveUrl)> = draft
+            .status
+            .mentions
+            .iter()
+            .map(|m| (m.name.clone(), m.url.clone()))
+            .collect();
+        let want: Vec<(String, ArchiveUrl)> = mentions
+            .iter()
+            .map(|(name, n)| (name.to_string(), root(*n)))
+            .collect();
         assert_eq!(got, want, "mentions of {text:?}");
         assert_eq!(draft.unresolved, unresolved, "unresolved of {text:?}");
         assert!(draft.status.reply.is_none());
@@ -145,7 +181,12 @@ mod tests {
 
     #[test]
     fn tags_are_found_and_lowercased() {
-        check("Hello #Fritter and #café, #fritter again", &["fritter", "café"], &[], &[]);
+        check(
+            "Hello #Fritter and #café, #fritter again",
+            &["fritter", "café"],
+            &[],
+            &[],
+        );
         check("no tags in a#b or https://x/#frag or #123", &[], &[], &[]);
     }
 
@@ -160,7 +201,12 @@ mod tests {
 
     #[test]
     fn unknown_and_ambiguous_mentions_are_reported() {
-        check("hi @erin and @carol and @erin", &[], &[("carol", 3)], &["erin"]);
+        check(
+            "hi @erin and @carol and @erin",
+            &[],
+            &[("carol", 3)],
+            &["erin"],
+        );
         // Exact names win; only a loose match shared by two archives is ambiguous.
         check("@Dan", &[], &[("Dan", 4)], &[]);
         check("@DAN", &[], &[], &["DAN"]);
@@ -172,14 +218,21 @@ mod tests {
         status.reply = reply;
         Parent {
             url: status_url(n, id),
-            entry: EntryRef { seq, hash: [seq as u8; 32] },
+            entry: EntryRef {
+                seq,
+                hash: [seq as u8; 32],
+            },
             status,
             author_name: Some("Bob Jones".to_owned()),
         }
     }
 
     fn pin(n: u8, id: &str, seq: u64) -> ThreadRef {
-        ThreadRef { url: status_url(n, id), seq, hash: [seq as u8; 32] }
+        ThreadRef {
+            url: status_url(n, id),
+            seq,
+            hash: [seq as u8; 32],
+        }
     }
 
     #[test]
@@ -193,7 +246,10 @@ mod tests {
 
     #[test]
     fn reply_to_a_reply_keeps_the_thread_root() {
-        let thread = Reply { root: pin(3, "3kq2nzxh4vk23", 1), parent: pin(3, "3kq2nzxh4vk23", 1) };
+        let thread = Reply {
+            root: pin(3, "3kq2nzxh4vk23", 1),
+            parent: pin(3, "3kq2nzxh4vk23", 1),
+        };
         let p = parent(2, "3kq2nzxh4vk24", 9, Some(thread));
         let draft = reply("me too", now(), &known(), &p, key(1));
         let refs = draft.status.reply.unwrap();
@@ -204,7 +260,13 @@ mod tests {
     #[test]
     fn reply_mentions_the_parent_author_first_and_once() {
         let p = parent(2, "3kq2nzxh4vk22", 7, None);
-        let names = |d: &Draft| d.status.mentions.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
+        let names = |d: &Draft| {
+            d.status
+                .mentions
+                .iter()
+                .map(|m| m.name.clone())
+                .collect::<Vec<_>>()
+        };
 
         let draft = reply("cc @carol", now(), &known(), &p, key(1));
         assert_eq!(names(&draft), ["Bob Jones", "carol"]);
@@ -219,7 +281,10 @@ mod tests {
         assert!(draft.status.mentions.is_empty());
 
         // No profile known: a short key names the author.
-        let anonymous = Parent { author_name: None, ..p };
+        let anonymous = Parent {
+            author_name: None,
+            ..p
+        };
         let draft = reply("hm", now(), &[], &anonymous, key(1));
         assert_eq!(names(&draft), [key(2).to_string()[..8].to_owned()]);
     }
@@ -230,8 +295,15 @@ mod tests {
         let p = parent(2, "3kq2nzxh4vk22", 7, None);
         let draft = reply("#tag @carol", now(), &known(), &p, key(1));
         let id = StatusId::from_parts(1_700_000_000_000_000, 0).unwrap();
-        File::Status { id, status: draft.status }.to_entry().unwrap();
-        File::Like(like(status_url(2, "3kq2nzxh4vk22"), now())).to_entry().unwrap();
+        File::Status {
+            id,
+            status: draft.status,
+        }
+        .to_entry()
+        .unwrap();
+        File::Like(like(status_url(2, "3kq2nzxh4vk22"), now()))
+            .to_entry()
+            .unwrap();
         assert!(File::Like(like(root(2), now())).to_entry().is_err());
     }
 }

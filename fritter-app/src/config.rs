@@ -54,8 +54,10 @@ mod tests {
     use super::*;
 
     fn check(flag: Option<&str>, env: &[(&str, &str)], expected: Result<&str, &str>) {
-        let env: Vec<(String, OsString)> =
-            env.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
+        let env: Vec<(String, OsString)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
         let got = Config::resolve(flag.map(PathBuf::from), |name| {
             env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
         });
@@ -68,13 +70,25 @@ mod tests {
 
     #[test]
     fn data_dir_precedence() {
-        let all = [("FRITTER_DATA_DIR", "/f"), ("XDG_DATA_HOME", "/x"), ("HOME", "/h")];
+        let all = [
+            ("FRITTER_DATA_DIR", "/f"),
+            ("XDG_DATA_HOME", "/x"),
+            ("HOME", "/h"),
+        ];
         check(Some("/flag"), &all, Ok("/flag"));
         check(None, &all, Ok("/f"));
         check(None, &all[1..], Ok("/x/fritter"));
         check(None, &all[2..], Ok("/h/.local/share/fritter"));
-        check(None, &[("FRITTER_DATA_DIR", ""), ("HOME", "/h")], Ok("/h/.local/share/fritter"));
-        check(None, &[("XDG_DATA_HOME", "rel"), ("HOME", "/h")], Ok("/h/.local/share/fritter"));
+        check(
+            None,
+            &[("FRITTER_DATA_DIR", ""), ("HOME", "/h")],
+            Ok("/h/.local/share/fritter"),
+        );
+        check(
+            None,
+            &[("XDG_DATA_HOME", "rel"), ("HOME", "/h")],
+            Ok("/h/.local/share/fritter"),
+        );
         check(None, &[], Err("pass --data-dir"));
     }
 }

@@ -63,9 +63,18 @@ pub fn show(app: &App, input: &str) -> anyhow::Result<Shown> {
     require_file(&path, input, "/profile.json")?;
     let archive = open_view(app, key)?;
     let version = archive.get(&path)?.ok_or_else(|| {
-        anyhow!("{path} does not exist in archive {}; see what is there with `fritter ls {}`", archive.url(), archive.url())
+        anyhow!(
+            "{path} does not exist in archive {}; see what is there with `fritter ls {}`",
+            archive.url(),
+            archive.url()
+        )
     })?;
-    Ok(Shown { url: ArchiveUrl::new(key.into(), path), path: version.path, entry: version.entry, value: version.value })
+    Ok(Shown {
+        url: ArchiveUrl::new(key.into(), path),
+        path: version.path,
+        entry: version.entry,
+        value: version.value,
+    })
 }
 
 /// The files under a folder (or the one file a path names).
@@ -75,9 +84,17 @@ pub fn ls(app: &App, input: &str) -> anyhow::Result<Listing> {
     let files = archive
         .list(&dir)?
         .into_iter()
-        .map(|(path, entry)| Listed { url: ArchiveUrl::new(key.into(), path.clone()), path, entry })
+        .map(|(path, entry)| Listed {
+            url: ArchiveUrl::new(key.into(), path.clone()),
+            path,
+            entry,
+        })
         .collect();
-    Ok(Listing { archive: archive.url(), dir, files })
+    Ok(Listing {
+        archive: archive.url(),
+        dir,
+        files,
+    })
 }
 
 /// Every entry of an archive's log, or those touching one path.
@@ -86,7 +103,12 @@ pub fn log(app: &App, input: Option<&str>) -> anyhow::Result<Logged> {
     let archive = open_view(app, key)?;
     let path = (!path.is_root()).then_some(path);
     let entries = archive.history(path.as_ref())?;
-    Ok(Logged { archive: archive.url(), path, length: archive.info().length, entries })
+    Ok(Logged {
+        archive: archive.url(),
+        path,
+        length: archive.info().length,
+        entries,
+    })
 }
 
 impl fmt::Display for Shown {
@@ -115,11 +137,22 @@ impl Report for Listing {}
 impl fmt::Display for Logged {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.entries.is_empty() {
-            let what = self.path.as_ref().map(|p| format!(" touching {p}")).unwrap_or_default();
+            let what = self
+                .path
+                .as_ref()
+                .map(|p| format!(" touching {p}"))
+                .unwrap_or_default();
             return write!(f, "No entries{what} in {}", self.archive);
         }
         for item in &self.entries {
-            writeln!(f, "{:<6} {:<7} {}  {}", item.entry.seq, item.op, hex(&item.entry.hash), item.path)?;
+            writeln!(
+                f,
+                "{:<6} {:<7} {}  {}",
+                item.entry.seq,
+                item.op,
+                hex(&item.entry.hash),
+                item.path
+            )?;
         }
         Ok(())
     }

@@ -114,7 +114,11 @@ pub fn unfollow(app: &App, input: &str) -> anyhow::Result<Followed> {
     let before = follows.urls.len();
     follows.urls.retain(|u| *u != url);
     let changed = follows.urls.len() != before;
-    let entry = if changed { Some(own.put_file(&File::Follows(follows.clone()))?) } else { None };
+    let entry = if changed {
+        Some(own.put_file(&File::Follows(follows.clone()))?)
+    } else {
+        None
+    };
     report(app, url, false, changed, follows.urls.len(), entry)
 }
 
@@ -129,10 +133,24 @@ fn report(
     let key: PublicKey = url.key().into();
     // The name is a courtesy: an unreadable profile does not fail the follow.
     let (held, name) = match app.store.open_view(&key) {
-        Ok(archive) => (true, read_profile(&archive).ok().flatten().map(|(profile, _)| profile.name)),
+        Ok(archive) => (
+            true,
+            read_profile(&archive)
+                .ok()
+                .flatten()
+                .map(|(profile, _)| profile.name),
+        ),
         Err(_) => (false, None),
     };
-    Ok(Followed { url, name, follow, changed, held, following, entry })
+    Ok(Followed {
+        url,
+        name,
+        follow,
+        changed,
+        held,
+        following,
+        entry,
+    })
 }
 
 /// An archive's root URL from `hyper://<key>/` or a bare key; a file URL is refused rather than
@@ -140,7 +158,10 @@ fn report(
 fn archive_url(input: &str) -> anyhow::Result<ArchiveUrl> {
     let url = ArchiveUrl::parse_lenient(input)?;
     if !url.is_root() {
-        bail!("{url} names a file; follow the archive itself: hyper://{}/", url.key());
+        bail!(
+            "{url} names a file; follow the archive itself: hyper://{}/",
+            url.key()
+        );
     }
     Ok(url)
 }
@@ -162,7 +183,10 @@ impl fmt::Display for Followed {
             (false, false) => write!(f, "You were not following {who}; nothing changed")?,
         }
         if self.follow && !self.held {
-            write!(f, "\nIt is not held locally yet: its statuses and name appear once it is replicated.")?;
+            write!(
+                f,
+                "\nIt is not held locally yet: its statuses and name appear once it is replicated."
+            )?;
         }
         Ok(())
     }

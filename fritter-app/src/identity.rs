@@ -57,33 +57,60 @@ pub fn init(app: &App, name: &str, bio: &str) -> anyhow::Result<Created> {
         );
     }
     // Check the profile before anything is written, so a bad name leaves no half-made identity.
-    let file = File::Profile(Profile { name: name.to_owned(), bio: bio.to_owned(), avatar: None });
+    let file = File::Profile(Profile {
+        name: name.to_owned(),
+        bio: bio.to_owned(),
+        avatar: None,
+    });
     let profile = as_written(&file)?;
     app.store.save_identity(&KeyPair::generate())?;
     let own = app.store.open_own()?;
     let entry = own.put_file(&file)?;
-    Ok(Created { url: own.url(), data_dir: app.store.root().to_owned(), profile, entry })
+    Ok(Created {
+        url: own.url(),
+        data_dir: app.store.root().to_owned(),
+        profile,
+        entry,
+    })
 }
 
 /// Your archive's address.
 pub fn url(app: &App) -> anyhow::Result<OwnUrl> {
-    Ok(OwnUrl { url: ArchiveUrl::root(app.own_key()?.into()) })
+    Ok(OwnUrl {
+        url: ArchiveUrl::root(app.own_key()?.into()),
+    })
 }
 
 /// Shows your profile, or changes the fields given.
-pub fn profile(app: &App, name: Option<String>, bio: Option<String>) -> anyhow::Result<ProfileShown> {
+pub fn profile(
+    app: &App,
+    name: Option<String>,
+    bio: Option<String>,
+) -> anyhow::Result<ProfileShown> {
     let url = |archive: &Archive| ArchiveUrl::new(archive.key().into(), Profile::path());
     if name.is_none() && bio.is_none() {
         let own = crate::address::open_view(app, app.own_key()?)?;
-        let (profile, entry) = read_profile(&own)?
-            .ok_or_else(|| anyhow!("your archive has no profile yet; set one with `fritter profile --name NAME`"))?;
-        return Ok(ProfileShown { url: url(&own), profile: File::Profile(profile).to_value(), entry, updated: false });
+        let (profile, entry) = read_profile(&own)?.ok_or_else(|| {
+            anyhow!("your archive has no profile yet; set one with `fritter profile --name NAME`")
+        })?;
+        return Ok(ProfileShown {
+            url: url(&own),
+            profile: File::Profile(profile).to_value(),
+            entry,
+            updated: false,
+        });
     }
     let own = app.store.open_own()?;
     let mut profile = match read_profile(&own)? {
         Some((profile, _)) => profile,
-        None if name.is_some() => Profile { name: String::new(), bio: String::new(), avatar: None },
-        None => bail!("your archive has no profile yet; give a name too: `fritter profile --name NAME`"),
+        None if name.is_some() => Profile {
+            name: String::new(),
+            bio: String::new(),
+            avatar: None,
+        },
+        None => {
+            bail!("your archive has no profile yet; give a name too: `fritter profile --name NAME`")
+        }
     };
     if let Some(name) = name {
         profile.name = name;
@@ -93,7 +120,12 @@ pub fn profile(app: &App, name: Option<String>, bio: Option<String>) -> anyhow::
     }
     let file = File::Profile(profile);
     let entry = own.put_file(&file)?;
-    Ok(ProfileShown { url: url(&own), profile: as_written(&file)?, entry, updated: true })
+    Ok(ProfileShown {
+        url: url(&own),
+        profile: as_written(&file)?,
+        entry,
+        updated: true,
+    })
 }
 
 /// The profile of an archive and the entry that wrote it, if it has one.
@@ -110,12 +142,22 @@ pub fn read_profile(archive: &Archive) -> anyhow::Result<Option<(Profile, EntryR
 impl fmt::Display for Created {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "Created your archive: {}", self.url)?;
-        writeln!(f, "Your identity and archive are kept in {}.", self.data_dir.display())?;
+        writeln!(
+            f,
+            "Your identity and archive are kept in {}.",
+            self.data_dir.display()
+        )?;
         writeln!(f)?;
         writeln!(f, "Next:")?;
-        writeln!(f, "  fritter post \"Hello #fritter\"       publish a status")?;
+        writeln!(
+            f,
+            "  fritter post \"Hello #fritter\"       publish a status"
+        )?;
         writeln!(f, "  fritter follow hyper://<key>/       follow someone; @names resolve against who you follow")?;
-        writeln!(f, "  fritter url                         print your address, to share it")
+        writeln!(
+            f,
+            "  fritter url                         print your address, to share it"
+        )
     }
 }
 
@@ -132,9 +174,19 @@ impl Report for OwnUrl {}
 impl fmt::Display for ProfileShown {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.updated {
-            writeln!(f, "Updated your profile (entry {}, hash {})", self.entry.seq, hex(&self.entry.hash))?;
+            writeln!(
+                f,
+                "Updated your profile (entry {}, hash {})",
+                self.entry.seq,
+                hex(&self.entry.hash)
+            )?;
         }
-        let field = |name| self.profile.get(name).and_then(Value::as_str).unwrap_or_default();
+        let field = |name| {
+            self.profile
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        };
         writeln!(f, "Name: {}", field("name"))?;
         write!(f, "Bio:  {}", field("bio"))
     }

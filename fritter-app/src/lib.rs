@@ -90,5 +90,6 @@ pub fn run(cli: Cli, out: &mut Output<'_>) -> anyhow::Result<()> {
 
 /// Whether an error only means the reader of our output went away (`fritter log | head`).
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    err.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }

@@ -24,7 +24,11 @@ pub struct Output<'a> {
 impl<'a> Output<'a> {
     /// Writes reports as JSON when `json`, else as text, to the given streams.
     pub fn new(json: bool, stdout: &'a mut dyn Write, stderr: &'a mut dyn Write) -> Output<'a> {
-        Output { json, stdout, stderr }
+        Output {
+            json,
+            stdout,
+            stderr,
+        }
     }
 
     /// Prints one report: one line of JSON, or its text and then its warnings.
@@ -46,7 +50,10 @@ impl<'a> Output<'a> {
 }
 
 /// Serializes a value as its `Display` form, as JSON shows URLs.
-pub fn as_string<T: fmt::Display, S: serde::Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+pub fn as_string<T: fmt::Display, S: serde::Serializer>(
+    value: &T,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     s.collect_str(value)
 }
 
@@ -84,7 +91,10 @@ mod tests {
     }
 
     fn entry(seq: u64) -> EntryRef {
-        EntryRef { seq, hash: [0xab; 32] }
+        EntryRef {
+            seq,
+            hash: [0xab; 32],
+        }
     }
 
     /// Shortens the keys and hashes of the fixtures so snapshots stay readable.
@@ -106,7 +116,9 @@ mod tests {
         assert!(err.is_empty(), "JSON mode keeps stderr quiet");
 
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        Output::new(false, &mut out, &mut err).emit(&report).unwrap();
+        Output::new(false, &mut out, &mut err)
+            .emit(&report)
+            .unwrap();
         let text = String::from_utf8(out).unwrap() + &String::from_utf8(err).unwrap();
         human.assert_eq(&short(&text));
     }
@@ -229,9 +241,16 @@ mod tests {
     #[test]
     fn like_unlike_delete() {
         let subject = url(2, "/statuses/3kq2nzxh4vk22.json");
-        let like_path: FilePath = "/likes/0123456789abcdef0123456789abcdef.json".parse().unwrap();
+        let like_path: FilePath = "/likes/0123456789abcdef0123456789abcdef.json"
+            .parse()
+            .unwrap();
         check(
-            Liked { subject: subject.clone(), path: like_path.clone(), entry: entry(5), already_liked: true },
+            Liked {
+                subject: subject.clone(),
+                path: like_path.clone(),
+                entry: entry(5),
+                already_liked: true,
+            },
             expect![[r#"
                 {
                   "alreadyLiked": true,
@@ -245,7 +264,12 @@ mod tests {
             "#]],
         );
         check(
-            Unliked { subject, path: like_path, was_liked: false, entry: None },
+            Unliked {
+                subject,
+                path: like_path,
+                was_liked: false,
+                entry: None,
+            },
             expect![[r#"
                 {
                   "path": "/likes/0123456789abcdef0123456789abcdef.json",
@@ -257,7 +281,11 @@ mod tests {
             "#]],
         );
         check(
-            Deleted { url: url(1, "/statuses/3kq2nzxh4vk22.json"), path: "/statuses/3kq2nzxh4vk22.json".parse().unwrap(), entry: entry(6) },
+            Deleted {
+                url: url(1, "/statuses/3kq2nzxh4vk22.json"),
+                path: "/statuses/3kq2nzxh4vk22.json".parse().unwrap(),
+                entry: entry(6),
+            },
             expect![[r#"
                 {
                   "hash": "<hash>",
@@ -275,7 +303,15 @@ mod tests {
     #[test]
     fn follow() {
         check(
-            Followed { url: url(2, "/"), name: Some("Bob".into()), follow: true, changed: true, held: true, following: 1, entry: Some(entry(7)) },
+            Followed {
+                url: url(2, "/"),
+                name: Some("Bob".into()),
+                follow: true,
+                changed: true,
+                held: true,
+                following: 1,
+                entry: Some(entry(7)),
+            },
             expect![[r#"
                 {
                   "changed": true,
@@ -291,7 +327,15 @@ mod tests {
             "#]],
         );
         check(
-            Followed { url: url(2, "/"), name: None, follow: true, changed: true, held: false, following: 2, entry: Some(entry(7)) },
+            Followed {
+                url: url(2, "/"),
+                name: None,
+                follow: true,
+                changed: true,
+                held: false,
+                following: 2,
+                entry: Some(entry(7)),
+            },
             expect![[r#"
                 {
                   "changed": true,
@@ -307,7 +351,15 @@ mod tests {
             "#]],
         );
         check(
-            Followed { url: url(2, "/"), name: None, follow: false, changed: false, held: false, following: 0, entry: None },
+            Followed {
+                url: url(2, "/"),
+                name: None,
+                follow: false,
+                changed: false,
+                held: false,
+                following: 0,
+                entry: None,
+            },
             expect![[r#"
                 {
                   "changed": false,
@@ -324,7 +376,12 @@ mod tests {
     #[test]
     fn show_ls_log() {
         check(
-            Shown { url: url(1, "/profile.json"), path: "/profile.json".parse().unwrap(), entry: entry(0), value: json!({"name": "Ada", "bio": ""}) },
+            Shown {
+                url: url(1, "/profile.json"),
+                path: "/profile.json".parse().unwrap(),
+                entry: entry(0),
+                value: json!({"name": "Ada", "bio": ""}),
+            },
             expect![[r#"
                 {
                   "hash": "<hash>",
@@ -347,7 +404,11 @@ mod tests {
             Listing {
                 archive: url(1, "/"),
                 dir: FilePath::root(),
-                files: vec![Listed { path: "/profile.json".parse().unwrap(), url: url(1, "/profile.json"), entry: entry(0) }],
+                files: vec![Listed {
+                    path: "/profile.json".parse().unwrap(),
+                    url: url(1, "/profile.json"),
+                    entry: entry(0),
+                }],
             },
             expect![[r#"
                 {
@@ -372,8 +433,16 @@ mod tests {
                 path: None,
                 length: 2,
                 entries: vec![
-                    HistoryItem { entry: entry(0), op: "put", path: "/profile.json".into() },
-                    HistoryItem { entry: entry(1), op: "del", path: "/profile.json".into() },
+                    HistoryItem {
+                        entry: entry(0),
+                        op: "put",
+                        path: "/profile.json".into(),
+                    },
+                    HistoryItem {
+                        entry: entry(1),
+                        op: "del",
+                        path: "/profile.json".into(),
+                    },
                 ],
             },
             expect![[r#"
@@ -405,7 +474,12 @@ mod tests {
     #[test]
     fn export_import() {
         check(
-            Exported { file: PathBuf::from("b.fritter"), archive: url(1, "/"), entries: 3, bytes: 900 },
+            Exported {
+                file: PathBuf::from("b.fritter"),
+                archive: url(1, "/"),
+                entries: 3,
+                bytes: 900,
+            },
             expect![[r#"
                 {
                   "archive": "hyper://<key1>/",
@@ -419,7 +493,13 @@ mod tests {
             "#]],
         );
         check(
-            Imported { file: PathBuf::from("b.fritter"), archive: url(1, "/"), data_dir: PathBuf::from("/data"), entries: 3, bytes: 900 },
+            Imported {
+                file: PathBuf::from("b.fritter"),
+                archive: url(1, "/"),
+                data_dir: PathBuf::from("/data"),
+                entries: 3,
+                bytes: 900,
+            },
             expect![[r#"
                 {
                   "archive": "hyper://<key1>/",

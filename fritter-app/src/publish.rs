@@ -92,20 +92,33 @@ pub fn reply(app: &App, target: &str, text: &str) -> anyhow::Result<Posted> {
         let archive = match app.store.open_view(&key) {
             Ok(archive) => archive,
             Err(StoreError::UnknownArchive(_)) => {
-                return Err(not_held(app, key, ", so the status cannot be read to pin your reply to it"))
+                return Err(not_held(
+                    app,
+                    key,
+                    ", so the status cannot be read to pin your reply to it",
+                ))
             }
             Err(err) => return Err(err.into()),
         };
         read_parent(&archive, parent_url)?
     };
     let known = known_names(app, &own)?;
-    let draft = compose::reply(text, Timestamp::now(), &known.names, &parent, own.key().into());
+    let draft = compose::reply(
+        text,
+        Timestamp::now(),
+        &known.names,
+        &parent,
+        own.key().into(),
+    );
     write_status(&own, draft, known.not_held.len())
 }
 
 fn write_status(own: &OpenArchive, draft: Draft, not_held: usize) -> anyhow::Result<Posted> {
     let id = StatusId::now();
-    let file = File::Status { id, status: draft.status };
+    let file = File::Status {
+        id,
+        status: draft.status,
+    };
     let entry = own.put_file(&file)?;
     Ok(Posted {
         url: ArchiveUrl::status(own.key().into(), id),
@@ -130,8 +143,16 @@ fn read_parent(archive: &Archive, url: ArchiveUrl) -> anyhow::Result<Parent> {
         bail!("{url} is not a status");
     };
     // The name only makes the mention friendlier; a broken profile does not stop the reply.
-    let author_name = read_profile(archive).ok().flatten().map(|(profile, _)| profile.name);
-    Ok(Parent { url, entry: version.entry, status, author_name })
+    let author_name = read_profile(archive)
+        .ok()
+        .flatten()
+        .map(|(profile, _)| profile.name);
+    Ok(Parent {
+        url,
+        entry: version.entry,
+        status,
+        author_name,
+    })
 }
 
 /// The status a command names: a URL, or a path in your archive.
@@ -150,10 +171,23 @@ pub fn like(app: &App, target: &str) -> anyhow::Result<Liked> {
     let subject = status_url(app, target)?;
     let path = Like::path_for(&subject);
     if let Some(existing) = own.get(&path)? {
-        return Ok(Liked { subject, path, entry: existing.entry, already_liked: true });
+        return Ok(Liked {
+            subject,
+            path,
+            entry: existing.entry,
+            already_liked: true,
+        });
     }
-    let entry = own.put_file(&File::Like(compose::like(subject.clone(), Timestamp::now())))?;
-    Ok(Liked { subject, path, entry, already_liked: false })
+    let entry = own.put_file(&File::Like(compose::like(
+        subject.clone(),
+        Timestamp::now(),
+    )))?;
+    Ok(Liked {
+        subject,
+        path,
+        entry,
+        already_liked: false,
+    })
 }
 
 /// Takes back a like.
@@ -165,7 +199,12 @@ pub fn unlike(app: &App, target: &str) -> anyhow::Result<Unliked> {
         Some(_) => Some(own.delete(&path)?),
         None => None,
     };
-    Ok(Unliked { subject, path, was_liked: entry.is_some(), entry })
+    Ok(Unliked {
+        subject,
+        path,
+        was_liked: entry.is_some(),
+        entry,
+    })
 }
 
 /// Deletes a file of your archive.
@@ -177,7 +216,10 @@ pub fn delete(app: &App, target: &str) -> anyhow::Result<Deleted> {
             url.path().cloned().unwrap_or_else(FilePath::root)
         }
         Address::Url(url) => {
-            bail!("{url} is not in your archive ({}); you can only delete your own files", own.url())
+            bail!(
+                "{url} is not in your archive ({}); you can only delete your own files",
+                own.url()
+            )
         }
     };
     require_file(&path, target, "/statuses/<id>.json")?;
@@ -185,21 +227,49 @@ pub fn delete(app: &App, target: &str) -> anyhow::Result<Deleted> {
         ArchiveError::NotFound { .. } => anyhow!("{err}; list your files with `fritter ls`"),
         err => err.into(),
     })?;
-    Ok(Deleted { url: ArchiveUrl::new(own.key().into(), path.clone()), path, entry })
+    Ok(Deleted {
+        url: ArchiveUrl::new(own.key().into(), path.clone()),
+        path,
+        entry,
+    })
 }
 
 impl fmt::Display for Posted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let is_reply = self.status.get("threadParent").is_some();
-        writeln!(f, "{} {}", if is_reply { "Replied" } else { "Posted" }, self.url)?;
-        write!(f, "  entry {}, hash {}", self.entry.seq, hex(&self.entry.hash))?;
-        if let Some(parent) = self.status.pointer("/threadParent/url").and_then(Value::as_str) {
+        writeln!(
+            f,
+            "{} {}",
+            if is_reply { "Replied" } else { "Posted" },
+            self.url
+        )?;
+        write!(
+            f,
+            "  entry {}, hash {}",
+            self.entry.seq,
+            hex(&self.entry.hash)
+        )?;
+        if let Some(parent) = self
+            .status
+            .pointer("/threadParent/url")
+            .and_then(Value::as_str)
+        {
             write!(f, "\n  in reply to {parent}")?;
         }
-        let list = |key: &str| self.status.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
+        let list = |key: &str| {
+            self.status
+                .get(key)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
         let tags = list("tags");
         if !tags.is_empty() {
-            let tags: Vec<String> = tags.iter().filter_map(Value::as_str).map(|t| format!("#{t}")).collect();
+            let tags: Vec<String> = tags
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|t| format!("#{t}"))
+                .collect();
             write!(f, "\n  tags: {}", tags.join(" "))?;
         }
         let mentions = list("mentions");
@@ -221,8 +291,12 @@ impl Report for Posted {
     fn warnings(&self) -> Vec<String> {
         let hint = match self.not_held {
             0 => String::new(),
-            1 => "; 1 archive you follow is not held locally yet, so its name is unknown".to_owned(),
-            n => format!("; {n} archives you follow are not held locally yet, so their names are unknown"),
+            1 => {
+                "; 1 archive you follow is not held locally yet, so its name is unknown".to_owned()
+            }
+            n => format!(
+                "; {n} archives you follow are not held locally yet, so their names are unknown"
+            ),
         };
         self.unresolved
             .iter()
@@ -236,9 +310,20 @@ impl Report for Posted {
 impl fmt::Display for Liked {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.already_liked {
-            write!(f, "You already liked {}; nothing changed (`fritter unlike URL` takes it back)", self.subject)
+            write!(
+                f,
+                "You already liked {}; nothing changed (`fritter unlike URL` takes it back)",
+                self.subject
+            )
         } else {
-            write!(f, "Liked {}\n  {}, entry {}, hash {}", self.subject, self.path, self.entry.seq, hex(&self.entry.hash))
+            write!(
+                f,
+                "Liked {}\n  {}, entry {}, hash {}",
+                self.subject,
+                self.path,
+                self.entry.seq,
+                hex(&self.entry.hash)
+            )
         }
     }
 }
@@ -248,7 +333,13 @@ impl Report for Liked {}
 impl fmt::Display for Unliked {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.entry {
-            Some(entry) => write!(f, "Unliked {} (entry {}, hash {})", self.subject, entry.seq, hex(&entry.hash)),
+            Some(entry) => write!(
+                f,
+                "Unliked {} (entry {}, hash {})",
+                self.subject,
+                entry.seq,
+                hex(&entry.hash)
+            ),
             None => write!(f, "You had not liked {}; nothing changed", self.subject),
         }
     }
@@ -258,8 +349,17 @@ impl Report for Unliked {}
 
 impl fmt::Display for Deleted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Deleted {} (entry {}, hash {})", self.path, self.entry.seq, hex(&self.entry.hash))?;
-        write!(f, "It is gone from your archive's files; `fritter log` still shows that it existed.")
+        writeln!(
+            f,
+            "Deleted {} (entry {}, hash {})",
+            self.path,
+            self.entry.seq,
+            hex(&self.entry.hash)
+        )?;
+        write!(
+            f,
+            "It is gone from your archive's files; `fritter log` still shows that it existed."
+        )
     }
 }
 

@@ -28,20 +28,40 @@ fn pair() -> Pair {
     let bob_status = bob.json(["show", posted["url"].as_str().unwrap()]);
     alice.hold_copy_of(&bob);
     alice.json(["follow", &bob.key()]);
-    Pair { alice, bob, bob_url, bob_status }
+    Pair {
+        alice,
+        bob,
+        bob_url,
+        bob_status,
+    }
 }
 
 fn str_of<'a>(value: &'a Value, pointer: &str) -> &'a str {
-    value.pointer(pointer).and_then(Value::as_str).unwrap_or_else(|| panic!("no string at {pointer} in {value}"))
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no string at {pointer} in {value}"))
 }
 
 #[test]
 fn init_url_and_profile() {
     let f = Fritter::new();
-    let created = f.json(["init", "--name", "  Ada Lovelace ", "--bio", "first programmer"]);
+    let created = f.json([
+        "init",
+        "--name",
+        "  Ada Lovelace ",
+        "--bio",
+        "first programmer",
+    ]);
     let url = str_of(&created, "/url");
-    assert!(url.starts_with("hyper://") && url.ends_with('/') && url.len() == 73, "{url}");
-    assert_eq!(created["profile"], json!({"name": "Ada Lovelace", "bio": "first programmer"}));
+    assert!(
+        url.starts_with("hyper://") && url.ends_with('/') && url.len() == 73,
+        "{url}"
+    );
+    assert_eq!(
+        created["profile"],
+        json!({"name": "Ada Lovelace", "bio": "first programmer"})
+    );
     assert_eq!(created["seq"], 0);
 
     f.run(["url"]).success().stdout_has(url);
@@ -53,29 +73,50 @@ fn init_url_and_profile() {
         .stderr_has(url)
         .stderr_has(&f.data_dir().display().to_string());
 
-    f.run(["profile"]).success().stdout_has("Name: Ada Lovelace").stdout_has("Bio:  first programmer");
+    f.run(["profile"])
+        .success()
+        .stdout_has("Name: Ada Lovelace")
+        .stdout_has("Bio:  first programmer");
     let updated = f.json(["profile", "--bio", "poet of science"]);
     assert_eq!(updated["updated"], true);
-    assert_eq!(updated["profile"], json!({"name": "Ada Lovelace", "bio": "poet of science"}));
-    assert_eq!(f.json(["show", "/profile.json"])["value"], updated["profile"]);
-    f.run(["profile", "--name", " "]).fails(1, "profile name is empty");
+    assert_eq!(
+        updated["profile"],
+        json!({"name": "Ada Lovelace", "bio": "poet of science"})
+    );
+    assert_eq!(
+        f.json(["show", "/profile.json"])["value"],
+        updated["profile"]
+    );
+    f.run(["profile", "--name", " "])
+        .fails(1, "profile name is empty");
 }
 
 #[test]
 fn post_finds_tags_and_mentions_of_followed_archives() {
     let p = pair();
-    let posted = p.alice.json(["post", "Lunch with @bobjones and @nobody #Rust #rust"]);
+    let posted = p
+        .alice
+        .json(["post", "Lunch with @bobjones and @nobody #Rust #rust"]);
     assert_eq!(posted["status"]["tags"], json!(["rust"]));
-    assert_eq!(posted["status"]["mentions"], json!([{"name": "bobjones", "url": p.bob_url}]));
+    assert_eq!(
+        posted["status"]["mentions"],
+        json!([{"name": "bobjones", "url": p.bob_url}])
+    );
     assert_eq!(posted["unresolved"], json!(["nobody"]));
     let url = str_of(&posted, "/url");
-    assert!(url.contains("/statuses/") && url.ends_with(".json"), "{url}");
+    assert!(
+        url.contains("/statuses/") && url.ends_with(".json"),
+        "{url}"
+    );
     assert_eq!(str_of(&posted, "/hash").len(), 64);
 
     // What was written is what `show` reads back, pinned to the same entry.
     let shown = p.alice.json(["show", url]);
     assert_eq!(shown["value"], posted["status"]);
-    assert_eq!((&shown["seq"], &shown["hash"]), (&posted["seq"], &posted["hash"]));
+    assert_eq!(
+        (&shown["seq"], &shown["hash"]),
+        (&posted["seq"], &posted["hash"])
+    );
 
     // In text mode the unresolved name is a warning on stderr.
     p.alice
@@ -89,13 +130,17 @@ fn post_finds_tags_and_mentions_of_followed_archives() {
 fn reply_pins_the_parent_entry_and_keeps_the_thread_root() {
     let p = pair();
     let bob_status_url = str_of(&p.bob_status, "/url");
-    let pinned = json!({"url": bob_status_url, "seq": p.bob_status["seq"], "hash": p.bob_status["hash"]});
+    let pinned =
+        json!({"url": bob_status_url, "seq": p.bob_status["seq"], "hash": p.bob_status["hash"]});
 
     let first = p.alice.json(["reply", bob_status_url, "Welcome!"]);
     let shown = p.alice.json(["show", str_of(&first, "/url")]);
     assert_eq!(shown["value"]["threadParent"], pinned);
     assert_eq!(shown["value"]["threadRoot"], pinned);
-    assert_eq!(shown["value"]["mentions"], json!([{"name": "Bob Jones", "url": p.bob_url}]));
+    assert_eq!(
+        shown["value"]["mentions"],
+        json!([{"name": "Bob Jones", "url": p.bob_url}])
+    );
 
     // A reply to the reply (given as a bare path in Alice's archive) keeps Bob's status as root.
     let path = str_of(&first, "/path");
@@ -106,7 +151,11 @@ fn reply_pins_the_parent_entry_and_keeps_the_thread_root() {
         shown["value"]["threadParent"],
         json!({"url": first["url"], "seq": first["seq"], "hash": first["hash"]})
     );
-    assert_eq!(shown["value"].get("mentions"), None, "answering yourself mentions nobody");
+    assert_eq!(
+        shown["value"].get("mentions"),
+        None,
+        "answering yourself mentions nobody"
+    );
 
     // An archive not held here cannot be answered: its status cannot be pinned.
     let carol = Fritter::new();
@@ -117,7 +166,9 @@ fn reply_pins_the_parent_entry_and_keeps_the_thread_root() {
         .fails(1, "is not held locally")
         .stderr_has("follow it so it gets replicated");
     // Nor can a status that does not exist, or a URL that is not a status.
-    p.alice.run(["reply", &format!("{}profile.json", p.bob_url), "hm"]).fails(1, "is not a status");
+    p.alice
+        .run(["reply", &format!("{}profile.json", p.bob_url), "hm"])
+        .fails(1, "is not a status");
     let _ = &p.bob;
 }
 
@@ -128,13 +179,19 @@ fn like_once_then_unlike() {
     let liked = p.alice.json(["like", subject]);
     assert_eq!(liked["alreadyLiked"], false);
     let path = str_of(&liked, "/path");
-    assert!(path.starts_with("/likes/") && path.len() == "/likes/.json".len() + 32, "{path}");
+    assert!(
+        path.starts_with("/likes/") && path.len() == "/likes/.json".len() + 32,
+        "{path}"
+    );
     assert_eq!(p.alice.json(["show", path])["value"]["subject"], subject);
 
     let again = p.alice.json(["like", subject]);
     assert_eq!(again["alreadyLiked"], true);
     assert_eq!(again["seq"], liked["seq"], "nothing new was written");
-    p.alice.run(["like", subject]).success().stdout_has("already liked");
+    p.alice
+        .run(["like", subject])
+        .success()
+        .stdout_has("already liked");
 
     let unliked = p.alice.json(["unlike", subject]);
     assert_eq!(unliked["wasLiked"], true);
@@ -153,21 +210,41 @@ fn delete_hides_a_status_but_history_keeps_it() {
     let deleted = f.json(["delete", str_of(&posted, "/url")]);
     assert_eq!(deleted["path"], path);
     let listing = f.json(["ls", "/statuses"]);
-    let paths: Vec<&Value> = listing["files"].as_array().unwrap().iter().map(|f| &f["path"]).collect();
+    let paths: Vec<&Value> = listing["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["path"])
+        .collect();
     assert_eq!(paths, [&kept["path"]]);
     f.run(["show", path]).fails(1, "does not exist");
-    f.run(["delete", path]).fails(1, "does not exist").stderr_has("fritter ls");
+    f.run(["delete", path])
+        .fails(1, "does not exist")
+        .stderr_has("fritter ls");
 
     let history = f.json(["log", path]);
-    let ops: Vec<(&Value, &Value)> =
-        history["entries"].as_array().unwrap().iter().map(|e| (&e["op"], &e["seq"])).collect();
-    assert_eq!(ops, [(&json!("put"), &posted["seq"]), (&json!("del"), &deleted["seq"])]);
-    f.run(["log"]).success().stdout_has(&format!("del     {}  {path}", str_of(&deleted, "/hash")));
+    let ops: Vec<(&Value, &Value)> = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (&e["op"], &e["seq"]))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            (&json!("put"), &posted["seq"]),
+            (&json!("del"), &deleted["seq"])
+        ]
+    );
+    f.run(["log"])
+        .success()
+        .stdout_has(&format!("del     {}  {path}", str_of(&deleted, "/hash")));
 
     // Only your own files can be deleted.
     let other = Fritter::new();
     let other_url = other.init("Other");
-    f.run(["delete", &format!("{other_url}profile.json")]).fails(1, "you can only delete your own files");
+    f.run(["delete", &format!("{other_url}profile.json")])
+        .fails(1, "you can only delete your own files");
 }
 
 #[test]
@@ -178,28 +255,66 @@ fn follow_and_unfollow() {
     let bob_url = bob.init("Bob");
 
     // Not held yet: followed all the same, with a note.
-    alice.run(["follow", &bob_url]).success().stdout_has("Following").stdout_has("not held locally yet");
+    alice
+        .run(["follow", &bob_url])
+        .success()
+        .stdout_has("Following")
+        .stdout_has("not held locally yet");
     let again = alice.json(["follow", &bob.key().to_uppercase()]);
-    assert_eq!((again["changed"].clone(), again["following"].clone()), (json!(false), json!(1)));
-    alice.run(["follow", &bob_url]).success().stdout_has("already follow");
-    assert_eq!(alice.json(["show", "/follows.json"])["value"], json!({"urls": [bob_url]}));
+    assert_eq!(
+        (again["changed"].clone(), again["following"].clone()),
+        (json!(false), json!(1))
+    );
+    alice
+        .run(["follow", &bob_url])
+        .success()
+        .stdout_has("already follow");
+    assert_eq!(
+        alice.json(["show", "/follows.json"])["value"],
+        json!({"urls": [bob_url]})
+    );
 
-    alice.run(["follow", &alice_url]).fails(1, "your own archive");
-    alice.run(["follow", &format!("{bob_url}profile.json")]).fails(1, "follow the archive itself");
+    alice
+        .run(["follow", &alice_url])
+        .fails(1, "your own archive");
+    alice
+        .run(["follow", &format!("{bob_url}profile.json")])
+        .fails(1, "follow the archive itself");
 
     let unfollowed = alice.json(["unfollow", &bob_url]);
-    assert_eq!((unfollowed["changed"].clone(), unfollowed["following"].clone()), (json!(true), json!(0)));
-    alice.run(["unfollow", &bob_url]).success().stdout_has("were not following");
-    assert_eq!(alice.json(["show", "/follows.json"])["value"], json!({"urls": []}));
+    assert_eq!(
+        (
+            unfollowed["changed"].clone(),
+            unfollowed["following"].clone()
+        ),
+        (json!(true), json!(0))
+    );
+    alice
+        .run(["unfollow", &bob_url])
+        .success()
+        .stdout_has("were not following");
+    assert_eq!(
+        alice.json(["show", "/follows.json"])["value"],
+        json!({"urls": []})
+    );
 }
 
 #[test]
 fn show_ls_and_log_read_own_and_held_archives() {
     let p = pair();
     let ls = p.alice.json(["ls"]);
-    let paths: Vec<&str> = ls["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    let paths: Vec<&str> = ls["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
     assert_eq!(paths, ["/follows.json", "/profile.json"]);
-    p.alice.run(["ls", "/"]).success().stdout_has("/follows.json").stdout_has("/profile.json");
+    p.alice
+        .run(["ls", "/"])
+        .success()
+        .stdout_has("/follows.json")
+        .stdout_has("/profile.json");
 
     // Bob's archive by URL: the same files and entries Bob sees.
     let theirs = p.alice.json(["ls", &format!("{}statuses/", p.bob_url)]);
@@ -207,18 +322,28 @@ fn show_ls_and_log_read_own_and_held_archives() {
     let shown = p.alice.json(["show", str_of(&p.bob_status, "/url")]);
     assert_eq!(shown, p.bob_status);
     assert_eq!(p.alice.json(["log", &p.bob_url]), p.bob.json(["log"]));
-    p.alice.run(["show", &format!("{}profile.json", p.bob_url)]).success().stdout_has("\"name\": \"Bob Jones\"");
+    p.alice
+        .run(["show", &format!("{}profile.json", p.bob_url)])
+        .success()
+        .stdout_has("\"name\": \"Bob Jones\"");
 
     let log = p.alice.json(["log"]);
     assert_eq!(log["length"], 2);
     assert_eq!(log["entries"][0]["op"], "put");
     assert_eq!(log["entries"][1]["path"], "/follows.json");
 
-    p.alice.run(["show", "/nothing.json"]).fails(1, "does not exist");
-    p.alice.run(["show", &p.bob_url]).fails(1, "names a whole archive");
+    p.alice
+        .run(["show", "/nothing.json"])
+        .fails(1, "does not exist");
+    p.alice
+        .run(["show", &p.bob_url])
+        .fails(1, "names a whole archive");
     let stranger = Fritter::new();
     let stranger_url = stranger.init("Stranger");
-    p.alice.run(["ls", &stranger_url]).fails(1, "is not held locally").stderr_has("fritter follow");
+    p.alice
+        .run(["ls", &stranger_url])
+        .fails(1, "is not held locally")
+        .stderr_has("fritter follow");
 }
 
 #[test]
@@ -229,7 +354,10 @@ fn export_then_import_restores_the_same_archive() {
     let backup = f.data_dir().join("backup.fritter");
     let backup = backup.to_str().unwrap();
     let exported = f.json(["export", backup]);
-    assert_eq!((exported["archive"].as_str(), &exported["entries"]), (Some(url.as_str()), &json!(2)));
+    assert_eq!(
+        (exported["archive"].as_str(), &exported["entries"]),
+        (Some(url.as_str()), &json!(2))
+    );
     f.run(["export", backup]).fails(1, "--force");
     f.json(["export", backup, "--force"]);
 
@@ -241,23 +369,34 @@ fn export_then_import_restores_the_same_archive() {
     assert_eq!(fresh.json(["log"]), f.json(["log"]));
     // The restored identity can write.
     fresh.json(["post", "after the move"]);
-    fresh.run(["import", backup]).fails(1, "an identity already exists").stderr_has("empty data directory");
+    fresh
+        .run(["import", backup])
+        .fails(1, "an identity already exists")
+        .stderr_has("empty data directory");
 }
 
 #[test]
 fn errors_say_what_to_do() {
     let empty = Fritter::new();
-    empty.run(["post", "hello"]).fails(1, "no identity").stderr_has("fritter init --name NAME");
+    empty
+        .run(["post", "hello"])
+        .fails(1, "no identity")
+        .stderr_has("fritter init --name NAME");
     empty.run(["url"]).fails(1, "fritter init --name NAME");
 
     let f = Fritter::new();
     f.init("Erin");
-    f.run(["follow", "not-a-url"]).fails(1, "is not a valid archive url");
-    f.run(["follow", "hyper://abc/"]).fails(1, "expected 64 hex characters");
+    f.run(["follow", "not-a-url"])
+        .fails(1, "is not a valid archive url");
+    f.run(["follow", "hyper://abc/"])
+        .fails(1, "expected 64 hex characters");
     f.run(["follow", WEAK_KEY]).fails(1, "weak (small-order)");
-    f.run(["follow", &format!("hyper://{WEAK_KEY}/")]).fails(1, "weak (small-order)");
-    f.run(["show", &format!("hyper://{WEAK_KEY}/profile.json")]).fails(1, "weak (small-order)");
-    f.run(["post", &"x".repeat(2000)]).fails(1, "status text is 2000 characters; the limit is 1000");
+    f.run(["follow", &format!("hyper://{WEAK_KEY}/")])
+        .fails(1, "weak (small-order)");
+    f.run(["show", &format!("hyper://{WEAK_KEY}/profile.json")])
+        .fails(1, "weak (small-order)");
+    f.run(["post", &"x".repeat(2000)])
+        .fails(1, "status text is 2000 characters; the limit is 1000");
     f.run(["post", "   "]).fails(1, "status text is empty");
     f.run(["like", "/profile.json"]).fails(1, "is not a status");
 
@@ -265,8 +404,15 @@ fn errors_say_what_to_do() {
     let usage = f.run(["frobnicate"]);
     usage.check(usage.code == Some(2), "expected exit code 2");
     let usage = f.run(["post"]);
-    usage.check(usage.code == Some(2) && usage.stderr.contains("<TEXT>"), "expected a usage error");
-    assert_eq!(f.json(["ls", "/statuses"])["files"], json!([]), "nothing was written");
+    usage.check(
+        usage.code == Some(2) && usage.stderr.contains("<TEXT>"),
+        "expected a usage error",
+    );
+    assert_eq!(
+        f.json(["ls", "/statuses"])["files"],
+        json!([]),
+        "nothing was written"
+    );
 }
 
 #[test]
@@ -275,11 +421,20 @@ fn a_locked_archive_names_the_holder_and_the_way_out() {
     f.init("Locked");
     // Another process holds the archive, as a running `fritter serve` would.
     let mut holder = Command::new(env!("CARGO_BIN_EXE_hold_lock"));
-    holder.arg(f.data_dir()).stdin(Stdio::piped()).stdout(Stdio::piped());
+    holder
+        .arg(f.data_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
     let mut holder = fritter_tests::spawn(&mut holder).expect("start hold_lock");
     let mut line = String::new();
-    BufReader::new(holder.stdout.take().expect("piped stdout")).read_line(&mut line).expect("read from hold_lock");
-    assert_eq!(line.trim(), format!("locked {}", holder.id()), "hold_lock took the lock");
+    BufReader::new(holder.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("read from hold_lock");
+    assert_eq!(
+        line.trim(),
+        format!("locked {}", holder.id()),
+        "hold_lock took the lock"
+    );
 
     f.run(["post", "blocked"])
         .fails(1, "is in use by another process")
@@ -297,7 +452,13 @@ fn a_locked_archive_names_the_holder_and_the_way_out() {
 fn every_json_output_is_one_value() {
     let p = pair();
     let subject = str_of(&p.bob_status, "/url").to_owned();
-    let backup = p.alice.data_dir().join("b.fritter").to_str().unwrap().to_owned();
+    let backup = p
+        .alice
+        .data_dir()
+        .join("b.fritter")
+        .to_str()
+        .unwrap()
+        .to_owned();
     let posted = p.alice.json(["post", "json #all"]);
     let mine = str_of(&posted, "/url").to_owned();
     let commands: Vec<Vec<&str>> = vec![
@@ -318,10 +479,16 @@ fn every_json_output_is_one_value() {
         vec!["export", &backup],
     ];
     for args in commands {
-        let run = p.alice.run([&["--json"], args.as_slice()].concat()).success();
+        let run = p
+            .alice
+            .run([&["--json"], args.as_slice()].concat())
+            .success();
         let value = run.json();
         run.check(value.is_object(), "expected a JSON object");
-        run.check(run.stdout.trim_end().lines().count() == 1, "expected one line");
+        run.check(
+            run.stdout.trim_end().lines().count() == 1,
+            "expected one line",
+        );
     }
     let fresh = Fritter::new();
     fresh.run(["--json", "import", &backup]).success().json();
@@ -332,10 +499,13 @@ fn every_command_has_help() {
     let f = Fritter::new();
     let top = f.run(["--help"]).success();
     for command in [
-        "init", "url", "profile", "post", "reply", "like", "unlike", "delete", "follow", "unfollow", "show", "ls",
-        "log", "export", "import",
+        "init", "url", "profile", "post", "reply", "like", "unlike", "delete", "follow",
+        "unfollow", "show", "ls", "log", "export", "import",
     ] {
-        top.check(top.stdout.contains(&format!("  {command} ")), &format!("top-level help lists {command}"));
+        top.check(
+            top.stdout.contains(&format!("  {command} ")),
+            &format!("top-level help lists {command}"),
+        );
         let help = f.run([command, "--help"]).success();
         help.check(help.stdout.contains("Usage: fritter"), "expected usage");
     }

@@ -62,14 +62,24 @@ enum Kind {
 
 impl Failure {
     fn new(kind: Kind, message: impl Into<String>) -> Failure {
-        Failure { kind, count: 1, message: message.into() }
+        Failure {
+            kind,
+            count: 1,
+            message: message.into(),
+        }
     }
 }
 
 #[test]
 fn kill_9_loses_no_acknowledged_entry() {
-    let iterations: u64 = std::env::var("FRITTER_CRASH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let seed: u64 = std::env::var("FRITTER_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(rand::random);
+    let iterations: u64 = std::env::var("FRITTER_CRASH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let seed: u64 = std::env::var("FRITTER_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(rand::random);
     println!("crash loop: {iterations} kills, seed {seed} (FRITTER_CRASH_SEED={seed} replays the delays)");
     let started = Instant::now();
     let tallies: Vec<Tally> = std::thread::scope(|s| {
@@ -79,14 +89,23 @@ fn kill_9_loses_no_acknowledged_entry() {
                 s.spawn(move || run_lane(seed.wrapping_add(lane), kills))
             })
             .collect();
-        lanes.into_iter().map(|lane| lane.join().expect("a lane does not panic")).collect()
+        lanes
+            .into_iter()
+            .map(|lane| lane.join().expect("a lane does not panic"))
+            .collect()
     });
     let kills: u64 = tallies.iter().map(|t| t.kills).sum();
     let acked: usize = tallies.iter().map(|t| t.acked).sum();
     let mid: u64 = tallies.iter().map(|t| t.kills_mid_write).sum();
     let length: u64 = tallies.iter().map(|t| t.length).sum();
     let failures: Vec<&Failure> = tallies.iter().flat_map(|t| &t.failures).collect();
-    let count = |kind| failures.iter().filter(|f| f.kind == kind).map(|f| f.count).sum::<usize>();
+    let count = |kind| {
+        failures
+            .iter()
+            .filter(|f| f.kind == kind)
+            .map(|f| f.count)
+            .sum::<usize>()
+    };
     println!(
         "crash loop: {kills} kills ({mid} after the first ack) in {:.1?}: {acked} acknowledged entries, {length} entries in the logs; \
          {} acknowledged entries lost, {} failed opens, {} entries failing verification, {} other failures",
@@ -96,11 +115,23 @@ fn kill_9_loses_no_acknowledged_entry() {
         count(Kind::Unverified),
         count(Kind::Other),
     );
-    let shown: Vec<String> = failures.iter().take(20).map(|f| format!("{:?}: {}", f.kind, f.message)).collect();
-    assert!(failures.is_empty(), "seed {seed}: {} failures:\n{}", failures.len(), shown.join("\n"));
+    let shown: Vec<String> = failures
+        .iter()
+        .take(20)
+        .map(|f| format!("{:?}: {}", f.kind, f.message))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "seed {seed}: {} failures:\n{}",
+        failures.len(),
+        shown.join("\n")
+    );
     assert_eq!(kills, iterations);
     if iterations >= 100 {
-        assert!(mid > 0, "no kill landed while the writer was writing; the test proves nothing");
+        assert!(
+            mid > 0,
+            "no kill landed while the writer was writing; the test proves nothing"
+        );
     }
 }
 
@@ -116,12 +147,19 @@ fn run_lane(seed: u64, kills: u64) -> Tally {
             archive = Lane::new();
         }
         let delay = Duration::from_millis(rng.gen_range(0..=MAX_DELAY_MS));
-        let from = if rng.gen_bool(0.25) { Origin::Spawn } else { Origin::Ready };
+        let from = if rng.gen_bool(0.25) {
+            Origin::Spawn
+        } else {
+            Origin::Ready
+        };
         tally.kills += 1;
         let new = match kill_writer(archive.dir.path(), from, delay) {
             Ok(acks) => acks,
             Err(mut failure) => {
-                failure.message = format!("round {round} ({delay:?} after {from:?}): {}", failure.message);
+                failure.message = format!(
+                    "round {round} ({delay:?} after {from:?}): {}",
+                    failure.message
+                );
                 tally.failures.push(failure);
                 continue;
             }
@@ -132,7 +170,9 @@ fn run_lane(seed: u64, kills: u64) -> Tally {
         for (seq, hash) in new {
             if let Some(before) = archive.acked.insert(seq, hash) {
                 if before != hash {
-                    let message = format!("round {round}: entry {seq} was acknowledged twice with different hashes");
+                    let message = format!(
+                        "round {round}: entry {seq} was acknowledged twice with different hashes"
+                    );
                     tally.failures.push(Failure::new(Kind::Unverified, message));
                 }
             }
@@ -140,7 +180,10 @@ fn run_lane(seed: u64, kills: u64) -> Tally {
         match check_archive(&archive.store, &archive.acked) {
             Ok(length) => archive.length = length,
             Err(mut failure) => {
-                failure.message = format!("round {round} ({delay:?} after {from:?}): {}", failure.message);
+                failure.message = format!(
+                    "round {round} ({delay:?} after {from:?}): {}",
+                    failure.message
+                );
                 tally.failures.push(failure);
             }
         }
@@ -164,8 +207,15 @@ impl Lane {
     fn new() -> Lane {
         let dir = tempfile::tempdir().expect("a temp dir");
         let store = Store::new(dir.path());
-        store.save_identity(&KeyPair::generate()).expect("save an identity");
-        Lane { dir, store, acked: BTreeMap::new(), length: 0 }
+        store
+            .save_identity(&KeyPair::generate())
+            .expect("save an identity");
+        Lane {
+            dir,
+            store,
+            acked: BTreeMap::new(),
+            length: 0,
+        }
     }
 }
 
@@ -183,13 +233,21 @@ enum Origin {
 fn kill_writer(dir: &Path, from: Origin, delay: Duration) -> Result<Vec<(u64, Hash)>, Failure> {
     let other = |message: String| Failure::new(Kind::Other, message);
     let errors = dir.join("errors.txt");
-    let stderr = fs::File::create(&errors).map_err(|e| other(format!("creating {}: {e}", errors.display())))?;
+    let stderr = fs::File::create(&errors)
+        .map_err(|e| other(format!("creating {}: {e}", errors.display())))?;
     let mut writer = Command::new(env!("CARGO_BIN_EXE_crash_writer"));
-    writer.arg(dir).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr);
+    writer
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr);
     let mut child = fritter_tests::spawn(&mut writer)
         .map_err(|e| other(format!("starting the writer: {e}")))?;
     // A thread drains stdout so the writer never blocks on a full pipe, and reports `ready`.
-    let stdout = child.stdout.take().ok_or_else(|| other("no stdout".into()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| other("no stdout".into()))?;
     let (ready_tx, ready_rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut lines = Vec::new();
@@ -209,15 +267,28 @@ fn kill_writer(dir: &Path, from: Origin, delay: Duration) -> Result<Vec<(u64, Ha
     }
     std::thread::sleep(delay);
     // `Child::kill` sends SIGKILL on Unix: no destructor, no flush, no chance to finish a commit.
-    child.kill().map_err(|e| other(format!("killing the writer: {e}")))?;
-    let status = child.wait().map_err(|e| other(format!("waiting for the writer: {e}")))?;
-    let lines = reader.join().map_err(|_| other("the reader thread panicked".into()))?;
+    child
+        .kill()
+        .map_err(|e| other(format!("killing the writer: {e}")))?;
+    let status = child
+        .wait()
+        .map_err(|e| other(format!("waiting for the writer: {e}")))?;
+    let lines = reader
+        .join()
+        .map_err(|_| other("the reader thread panicked".into()))?;
     if let Some(code) = status.code() {
         // It exited on its own before the kill: it could not open the archive (exit code 3)
         // or could not write.
-        let kind = if code == 3 { Kind::FailedOpen } else { Kind::Other };
+        let kind = if code == 3 {
+            Kind::FailedOpen
+        } else {
+            Kind::Other
+        };
         let stderr = fs::read_to_string(&errors).unwrap_or_default();
-        return Err(Failure::new(kind, format!("the writer stopped by itself ({status}): {}", stderr.trim())));
+        return Err(Failure::new(
+            kind,
+            format!("the writer stopped by itself ({status}): {}", stderr.trim()),
+        ));
     }
     let mut acked = Vec::new();
     for line in lines.iter().filter(|l| !l.starts_with("ready")) {
@@ -241,13 +312,20 @@ fn kill_writer(dir: &Path, from: Origin, delay: Duration) -> Result<Vec<(u64, Ha
 /// entry and the whole log.
 fn check_archive(store: &Store, acked: &BTreeMap<u64, Hash>) -> Result<u64, Failure> {
     fritter_tests::holding_locks(|| {
-        let own = store.open_own().map_err(|e| Failure::new(Kind::FailedOpen, e.to_string()))?;
+        let own = store
+            .open_own()
+            .map_err(|e| Failure::new(Kind::FailedOpen, e.to_string()))?;
         let length = own.info().length;
         let lost = acked.range(length..).count();
         if lost > 0 {
             let last = acked.keys().next_back().copied().unwrap_or_default();
-            let message = format!("the log has {length} entries, but entry {last} was acknowledged");
-            return Err(Failure { kind: Kind::Lost, count: lost, message });
+            let message =
+                format!("the log has {length} entries, but entry {last} was acknowledged");
+            return Err(Failure {
+                kind: Kind::Lost,
+                count: lost,
+                message,
+            });
         }
         own.log()
             .for_each(0, length, |seq, block| {
@@ -257,7 +335,11 @@ fn check_archive(store: &Store, acked: &BTreeMap<u64, Hash>) -> Result<u64, Fail
                         return Err(fritter_common::log::LogError::Corrupt {
                             archive: own.key().to_hex(),
                             seq: Some(seq),
-                            reason: format!("hash {} differs from the acknowledged {}", hex::encode(hash), hex::encode(expected)),
+                            reason: format!(
+                                "hash {} differs from the acknowledged {}",
+                                hex::encode(hash),
+                                hex::encode(expected)
+                            ),
                         });
                     }
                 }

@@ -364,7 +364,7 @@ pub fn copy_disk(disk: &SimDisk) -> SimDisk {
 /// Size of one header slot at the start of the `tree` file; nodes follow the two slots.
 pub const SLOT_BYTES: usize = 4096;
 /// Bytes of an encoded header; its last four are a CRC32C of the rest.
-pub const HEADER_BYTES: usize = 149;
+pub const HEADER_BYTES: usize = fritter_common::log::header::ENCODED_LEN;
 
 /// The `storage_open` target's input: a log's three files, in a compact form.
 ///

@@ -17,22 +17,22 @@ pub struct Bitfield {
 
 impl Bitfield {
     fn page(&mut self, file: &dyn StorageFile, page: u64) -> io::Result<&mut [u8; PAGE_BYTES]> {
-        if !self.pages.contains_key(&page) {
-            let mut buf = Box::new([0u8; PAGE_BYTES]);
-            let mut done = 0;
-            while done < PAGE_BYTES {
-                let n = file.read_at(&mut buf[done..], page * PAGE_BYTES as u64 + done as u64)?;
-                if n == 0 {
-                    break;
+        match self.pages.entry(page) {
+            std::collections::hash_map::Entry::Occupied(e) => Ok(&mut **e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let mut buf = Box::new([0u8; PAGE_BYTES]);
+                let mut done = 0;
+                while done < PAGE_BYTES {
+                    let n =
+                        file.read_at(&mut buf[done..], page * PAGE_BYTES as u64 + done as u64)?;
+                    if n == 0 {
+                        break;
+                    }
+                    done += n;
                 }
-                done += n;
+                Ok(&mut **e.insert(buf))
             }
-            self.pages.insert(page, buf);
         }
-        self.pages
-            .get_mut(&page)
-            .map(|b| &mut **b)
-            .ok_or_else(|| io::Error::other("bitfield page vanished"))
     }
 
     pub fn get(&mut self, file: &dyn StorageFile, bit: u64) -> io::Result<bool> {

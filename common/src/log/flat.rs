@@ -87,7 +87,10 @@ pub struct Iter {
 
 impl Iter {
     pub fn new(index: u64) -> Self {
-        let mut it = Iter { index: 0, factor: 2 };
+        let mut it = Iter {
+            index: 0,
+            factor: 2,
+        };
         it.seek(index);
         it
     }
@@ -95,7 +98,11 @@ impl Iter {
     pub fn seek(&mut self, index: u64) {
         self.index = index;
         // Indexes above 2^62 never come from a valid tree; saturate instead of overflowing.
-        self.factor = if index & 1 == 1 { 1u64 << (depth(index) + 1).min(63) } else { 2 };
+        self.factor = if index & 1 == 1 {
+            1u64 << (depth(index) + 1).min(63)
+        } else {
+            2
+        };
     }
 
     pub fn offset(&self) -> u64 {
@@ -125,6 +132,7 @@ impl Iter {
         self.index
     }
 
+    #[allow(clippy::should_implement_trait)] // the name of the JS flat-tree move it mirrors
     pub fn next(&mut self) -> u64 {
         self.index += self.factor;
         self.index

@@ -11,7 +11,8 @@ pub const NODES_OFFSET: u64 = 2 * SLOT_BYTES;
 pub const NODE_BYTES: u64 = 40;
 
 const MAGIC: &[u8; 8] = b"FRTLOG\x00\x01";
-const ENCODED_LEN: usize = 8 + 8 + 32 + 8 * 5 + 1 + 64 + 4;
+/// Bytes of an encoded header, CRC included (the rest of the slot is zero).
+pub const ENCODED_LEN: usize = 8 + 8 + 32 + 8 * 5 + 1 + 64 + 4;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
@@ -72,10 +73,19 @@ impl Header {
 
     pub fn decode(bytes: &[u8]) -> Slot {
         if bytes.len() < ENCODED_LEN || bytes[..ENCODED_LEN].iter().all(|b| *b == 0) {
-            return if bytes.iter().all(|b| *b == 0) { Slot::Empty } else { Slot::Invalid("short header".into()) };
+            return if bytes.iter().all(|b| *b == 0) {
+                Slot::Empty
+            } else {
+                Slot::Invalid("short header".into())
+            };
         }
         let body = &bytes[..ENCODED_LEN - 4];
-        let crc = u32::from_le_bytes([bytes[ENCODED_LEN - 4], bytes[ENCODED_LEN - 3], bytes[ENCODED_LEN - 2], bytes[ENCODED_LEN - 1]]);
+        let crc = u32::from_le_bytes([
+            bytes[ENCODED_LEN - 4],
+            bytes[ENCODED_LEN - 3],
+            bytes[ENCODED_LEN - 2],
+            bytes[ENCODED_LEN - 1],
+        ]);
         if &body[..8] != MAGIC {
             return Slot::Invalid("bad magic".into());
         }
@@ -108,7 +118,15 @@ impl Header {
             prev_length: u64_at(80),
             signature,
         };
-        if h.contiguous > h.length || h.prev_length > h.length || h.length > crate::log::tree::MAX_LENGTH {
+        // Generation and fork grow by one per commit or truncate; values near u64::MAX only
+        // come from damaged or hostile files, and refusing them keeps `+ 1` safe.
+        if h.generation >= 1 << 62 || h.fork >= 1 << 62 {
+            return Slot::Invalid("generation or fork out of range".into());
+        }
+        if h.contiguous > h.length
+            || h.prev_length > h.length
+            || h.length > crate::log::tree::MAX_LENGTH
+        {
             return Slot::Invalid("inconsistent lengths".into());
         }
         Slot::Valid(h)
@@ -136,7 +154,10 @@ mod tests {
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 0x10;
-            assert!(!matches!(Header::decode(&b), Slot::Valid(_)), "flip at {i} not detected");
+            assert!(
+                !matches!(Header::decode(&b), Slot::Valid(_)),
+                "flip at {i} not detected"
+            );
         }
         assert!(matches!(Header::decode(&[0u8; 4096]), Slot::Empty));
     }

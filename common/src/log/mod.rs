@@ -25,7 +25,10 @@ use tokio::sync::watch;
 use crate::crypto::{self, Hash, KeyError, KeyPair, PublicKey};
 use bitfield::Bitfield;
 use header::{Header, Slot, NODES_OFFSET, NODE_BYTES, SLOT_BYTES};
-pub use proof::{DataBlock, DataHash, DataSeek, DataUpgrade, Proof, ProofRequest, RequestBlock, RequestSeek, RequestUpgrade};
+pub use proof::{
+    DataBlock, DataHash, DataSeek, DataUpgrade, Proof, ProofRequest, RequestBlock, RequestSeek,
+    RequestUpgrade,
+};
 pub use storage::{DiskStorage, Storage, StorageFile};
 pub use tree::{Node, NodeSource, TreeHead, VerifiedProof, MAX_LENGTH};
 
@@ -44,9 +47,17 @@ const VERIFIED_CACHE: usize = 1 << 16;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LogError {
     #[error("i/o error on {what}: {message}")]
-    Io { what: String, message: String, kind: io::ErrorKind },
+    Io {
+        what: String,
+        message: String,
+        kind: io::ErrorKind,
+    },
     #[error("archive {archive} is corrupt{}: {reason}", seq.map(|s| format!(" at entry {s}")).unwrap_or_default())]
-    Corrupt { archive: String, seq: Option<u64>, reason: String },
+    Corrupt {
+        archive: String,
+        seq: Option<u64>,
+        reason: String,
+    },
     #[error("tree node {index} is not stored")]
     MissingNode { index: u64 },
     #[error("entry {seq} is not stored locally yet")]
@@ -88,11 +99,21 @@ impl LogError {
         LogError::InvalidRequest(msg.into())
     }
     fn io(what: impl Into<String>, e: io::Error) -> Self {
-        LogError::Io { what: what.into(), message: e.to_string(), kind: e.kind() }
+        LogError::Io {
+            what: what.into(),
+            message: e.to_string(),
+            kind: e.kind(),
+        }
     }
     /// True when the error means the disk is full.
     pub fn is_storage_full(&self) -> bool {
-        matches!(self, LogError::Io { kind: io::ErrorKind::StorageFull, .. })
+        matches!(
+            self,
+            LogError::Io {
+                kind: io::ErrorKind::StorageFull,
+                ..
+            }
+        )
     }
 }
 
@@ -123,6 +144,7 @@ pub struct LogStatus {
 
 /// How a log is opened.
 #[derive(Clone)]
+#[allow(clippy::large_enum_variant)] // one per open log; boxing the key pair buys nothing
 pub enum Access {
     /// The owner: may append and truncate.
     Writer(KeyPair),
@@ -189,7 +211,11 @@ fn read_node(tree: &dyn StorageFile, index: u64, name: &str) -> Result<Option<No
     hash.copy_from_slice(&buf[..32]);
     let mut size = [0u8; 8];
     size.copy_from_slice(&buf[32..]);
-    Ok(Some(Node { index, size: u64::from_le_bytes(size), hash }))
+    Ok(Some(Node {
+        index,
+        size: u64::from_le_bytes(size),
+        hash,
+    }))
 }
 
 impl NodeSource for DiskNodes<'_> {
@@ -274,7 +300,10 @@ impl Log {
         if fell_back {
             tracing::warn!(archive = %name, length = head.length, "newest log header was unreadable; using the previous commit");
         }
-        let (generation, contiguous) = header.as_ref().map(|h| (h.generation, h.contiguous)).unwrap_or((0, 0));
+        let (generation, contiguous) = header
+            .as_ref()
+            .map(|h| (h.generation, h.contiguous))
+            .unwrap_or((0, 0));
 
         let log = Log {
             key,
@@ -308,7 +337,10 @@ impl Log {
             let mut st = log.state.lock();
             let st = &mut *st;
             while st.contiguous < st.head.length
-                && st.bits.get(&*log.bitfield, st.contiguous).map_err(|e| log.io_err("bitfield", e))?
+                && st
+                    .bits
+                    .get(&*log.bitfield, st.contiguous)
+                    .map_err(|e| log.io_err("bitfield", e))?
             {
                 st.contiguous += 1;
             }
@@ -363,18 +395,26 @@ impl Log {
             if problems.is_empty() {
                 return Ok((None, TreeHead::default(), false));
             }
-            return Err(LogError::Corrupt { archive: name.to_owned(), seq: None, reason: problems.join("; ") });
+            return Err(LogError::Corrupt {
+                archive: name.to_owned(),
+                seq: None,
+                reason: problems.join("; "),
+            });
         }
-        valid.sort_by(|a, b| b.generation.cmp(&a.generation));
+        valid.sort_by_key(|h| std::cmp::Reverse(h.generation));
         let slot_problems = problems.len();
         let mut fell_back = !problems.is_empty();
         for (i, h) in valid.iter().enumerate() {
-            match Self::head_from(tree, key, name, h).and_then(|head| Self::check_last_commit(tree, data, name, h, head)) {
+            match Self::head_from(tree, key, name, h)
+                .and_then(|head| Self::check_last_commit(tree, data, name, h, head))
+            {
                 Ok(head) => return Ok((Some(h.clone()), head, fell_back || i > 0)),
                 Err(e) => {
                     // Keep only the reason: the final error names the archive once.
                     problems.push(match e {
-                        LogError::Corrupt { reason, .. } => format!("header {}: {reason}", h.generation),
+                        LogError::Corrupt { reason, .. } => {
+                            format!("header {}: {reason}", h.generation)
+                        }
                         e => e.to_string(),
                     });
                     fell_back = true;
@@ -383,14 +423,31 @@ impl Log {
         }
         // The very first commit was cut short: its header landed but not all of its bytes.
         // Nothing was acknowledged before it, so the log is empty.
-        if slot_problems == 0 && valid.len() == 1 && valid[0].generation == 1 && valid[0].prev_length == 0 {
+        if slot_problems == 0
+            && valid.len() == 1
+            && valid[0].generation == 1
+            && valid[0].prev_length == 0
+        {
             return Ok((None, TreeHead::default(), true));
         }
-        Err(LogError::Corrupt { archive: name.to_owned(), seq: None, reason: problems.join("; ") })
+        Err(LogError::Corrupt {
+            archive: name.to_owned(),
+            seq: None,
+            reason: problems.join("; "),
+        })
     }
 
-    fn head_from(tree: &dyn StorageFile, key: &PublicKey, name: &str, h: &Header) -> Result<TreeHead, LogError> {
-        let src = DiskNodes { tree, length: h.length, name };
+    fn head_from(
+        tree: &dyn StorageFile,
+        key: &PublicKey,
+        name: &str,
+        h: &Header,
+    ) -> Result<TreeHead, LogError> {
+        let src = DiskNodes {
+            tree,
+            length: h.length,
+            name,
+        };
         let mut roots = Vec::new();
         for index in flat::full_roots(2 * h.length) {
             let node = src.node(index)?.ok_or_else(|| LogError::Corrupt {
@@ -402,17 +459,29 @@ impl Log {
         }
         // Checked: the sizes come from disk, and a corrupt pair must not overflow (a fuzzed
         // `tree` file did, see common/fuzz/regressions/storage_open).
-        let byte_length = roots.iter().try_fold(0u64, |sum, r| sum.checked_add(r.size)).ok_or_else(|| LogError::Corrupt {
-            archive: name.to_owned(),
-            seq: None,
-            reason: format!("root sizes of length {} overflow", h.length),
-        })?;
-        let head = TreeHead { fork: h.fork, length: h.length, byte_length, roots, signature: h.signature };
+        let byte_length = roots
+            .iter()
+            .try_fold(0u64, |sum, r| sum.checked_add(r.size))
+            .ok_or_else(|| LogError::Corrupt {
+                archive: name.to_owned(),
+                seq: None,
+                reason: format!("root sizes of length {} overflow", h.length),
+            })?;
+        let head = TreeHead {
+            fork: h.fork,
+            length: h.length,
+            byte_length,
+            roots,
+            signature: h.signature,
+        };
         if byte_length != h.byte_length {
             return Err(LogError::Corrupt {
                 archive: name.to_owned(),
                 seq: None,
-                reason: format!("roots cover {byte_length} bytes but the header says {}", h.byte_length),
+                reason: format!(
+                    "roots cover {byte_length} bytes but the header says {}",
+                    h.byte_length
+                ),
             });
         }
         if h.length > 0 {
@@ -447,34 +516,66 @@ impl Log {
         if h.prev_length >= h.length || h.contiguous < h.length {
             return Ok(head);
         }
-        let bad = |reason: String| LogError::Corrupt { archive: name.to_owned(), seq: None, reason };
-        let old = DiskNodes { tree, length: h.prev_length, name };
-        let mut rebuilt = TreeHead { fork: h.fork, length: h.prev_length, ..TreeHead::default() };
+        let bad = |reason: String| LogError::Corrupt {
+            archive: name.to_owned(),
+            seq: None,
+            reason,
+        };
+        let old = DiskNodes {
+            tree,
+            length: h.prev_length,
+            name,
+        };
+        let mut rebuilt = TreeHead {
+            fork: h.fork,
+            length: h.prev_length,
+            ..TreeHead::default()
+        };
         for index in flat::full_roots(2 * h.prev_length) {
-            rebuilt.roots.push(old.node(index)?.ok_or_else(|| bad(format!("root {index} of the previous commit is missing")))?);
+            rebuilt.roots.push(
+                old.node(index)?.ok_or_else(|| {
+                    bad(format!("root {index} of the previous commit is missing"))
+                })?,
+            );
         }
-        rebuilt.byte_length = rebuilt.roots.iter().try_fold(0u64, |a, r| a.checked_add(r.size)).ok_or_else(|| bad("root sizes overflow".into()))?;
-        let new = DiskNodes { tree, length: h.length, name };
+        rebuilt.byte_length = rebuilt
+            .roots
+            .iter()
+            .try_fold(0u64, |a, r| a.checked_add(r.size))
+            .ok_or_else(|| bad("root sizes overflow".into()))?;
+        let new = DiskNodes {
+            tree,
+            length: h.length,
+            name,
+        };
         let mut offset = rebuilt.byte_length;
         let mut added = Vec::new();
         for seq in h.prev_length..h.length {
-            let leaf = new.node(2 * seq)?.ok_or_else(|| bad(format!("leaf of entry {seq} is missing")))?;
+            let leaf = new
+                .node(2 * seq)?
+                .ok_or_else(|| bad(format!("leaf of entry {seq} is missing")))?;
             if leaf.size > MAX_BLOCK_BYTES as u64 {
                 return Err(bad(format!("entry {seq} claims {} bytes", leaf.size)));
             }
             let mut block = vec![0u8; leaf.size as usize];
-            data.read_exact_at(&mut block, offset).map_err(|e| bad(format!("entry {seq}: {e}")))?;
+            data.read_exact_at(&mut block, offset)
+                .map_err(|e| bad(format!("entry {seq}: {e}")))?;
             offset += leaf.size;
             added.clear();
             rebuilt.append_block(&block, &mut added)?;
             for n in &added {
                 if new.node(n.index)? != Some(*n) {
-                    return Err(bad(format!("node {} of the last commit does not match its blocks", n.index)));
+                    return Err(bad(format!(
+                        "node {} of the last commit does not match its blocks",
+                        n.index
+                    )));
                 }
             }
         }
         if rebuilt.roots != head.roots {
-            return Err(bad("the last commit's blocks do not rebuild the signed roots".into()));
+            return Err(bad(
+                "the last commit's blocks do not rebuild the signed roots".into(),
+            ));
         }
         Ok(head)
     }
@@ -489,10 +590,14 @@ impl Log {
         let tree_len = self.tree.len().map_err(|e| self.io_err("tree", e))?;
         let data_len = self.data.len().map_err(|e| self.io_err("data", e))?;
         if tree_len > tree_end {
-            self.tree.set_len(tree_end).map_err(|e| self.io_err("tree", e))?;
+            self.tree
+                .set_len(tree_end)
+                .map_err(|e| self.io_err("tree", e))?;
         }
         if data_len > head.byte_length {
-            self.data.set_len(head.byte_length).map_err(|e| self.io_err("data", e))?;
+            self.data
+                .set_len(head.byte_length)
+                .map_err(|e| self.io_err("data", e))?;
         }
         if tree_len > tree_end || data_len > head.byte_length {
             tracing::info!(archive = %self.name, length = head.length, "removed bytes past the durable head");
@@ -505,7 +610,11 @@ impl Log {
     }
 
     fn corrupt(&self, seq: Option<u64>, reason: impl Into<String>) -> LogError {
-        LogError::Corrupt { archive: self.name.clone(), seq, reason: reason.into() }
+        LogError::Corrupt {
+            archive: self.name.clone(),
+            seq,
+            reason: reason.into(),
+        }
     }
 
     pub fn key(&self) -> PublicKey {
@@ -540,7 +649,12 @@ impl Log {
     /// Takes a new status version under the state lock; publish it after the lock is released.
     fn status_locked(&self, st: &mut State) -> LogStatus {
         st.version += 1;
-        LogStatus { fork: st.head.fork, length: st.head.length, contiguous: st.contiguous, version: st.version }
+        LogStatus {
+            fork: st.head.fork,
+            length: st.head.length,
+            contiguous: st.contiguous,
+            version: st.version,
+        }
     }
 
     /// Publishes a status unless a newer one was published already (publishers race once they
@@ -572,7 +686,12 @@ impl Log {
     /// A stored node of the current tree.
     pub fn node(&self, index: u64) -> Result<Option<Node>, LogError> {
         let head = self.head();
-        DiskNodes { tree: &*self.tree, length: head.length, name: &self.name }.node(index)
+        DiskNodes {
+            tree: &*self.tree,
+            length: head.length,
+            name: &self.name,
+        }
+        .node(index)
     }
 
     // ---- appends ----
@@ -585,9 +704,14 @@ impl Log {
     /// Appends blocks atomically; returns the sequence number of the first once all are durable.
     /// Concurrent callers are committed together (one signature and one round of syncs).
     pub fn append_batch(&self, blocks: &[&[u8]]) -> Result<u64, LogError> {
-        let kp = self.keypair.as_ref().ok_or_else(|| LogError::ReadOnly { archive: self.name.clone() })?;
+        let kp = self.keypair.as_ref().ok_or_else(|| LogError::ReadOnly {
+            archive: self.name.clone(),
+        })?;
         if let Some(b) = blocks.iter().find(|b| b.len() > MAX_BLOCK_BYTES) {
-            return Err(LogError::TooLarge { size: b.len(), max: MAX_BLOCK_BYTES });
+            return Err(LogError::TooLarge {
+                size: b.len(),
+                max: MAX_BLOCK_BYTES,
+            });
         }
         if blocks.is_empty() {
             return Ok(self.len());
@@ -601,7 +725,11 @@ impl Log {
         st.pending.extend(blocks.iter().map(|b| b.to_vec()));
         loop {
             if st.done_batch > batch {
-                let result = st.results.iter().find(|(b, _)| *b == batch).map(|(_, r)| r.clone());
+                let result = st
+                    .results
+                    .iter()
+                    .find(|(b, _)| *b == batch)
+                    .map(|(_, r)| r.clone());
                 return match result {
                     Some(Ok(start)) => Ok(start + offset),
                     Some(Err(e)) => Err(e),
@@ -654,7 +782,13 @@ impl Log {
 
     /// Writes one batch: blocks and nodes, sync, then the header, sync. The error flag says
     /// whether the log must be poisoned (a failed sync leaves the page cache in doubt).
-    fn commit_append(&self, kp: &KeyPair, base: &TreeHead, generation: u64, blocks: Vec<Vec<u8>>) -> Result<TreeHead, (LogError, bool)> {
+    fn commit_append(
+        &self,
+        kp: &KeyPair,
+        base: &TreeHead,
+        generation: u64,
+        blocks: Vec<Vec<u8>>,
+    ) -> Result<TreeHead, (LogError, bool)> {
         let mut head = base.clone();
         let mut nodes = Vec::with_capacity(blocks.len() * 2);
         let total: usize = blocks.iter().map(Vec::len).sum();
@@ -664,7 +798,8 @@ impl Log {
             data.extend_from_slice(b);
         }
         head.signature = Some(kp.sign(&head.signable()));
-        let single_round = blocks.len() <= SINGLE_ROUND_MAX_BLOCKS && total <= SINGLE_ROUND_MAX_BYTES;
+        let single_round =
+            blocks.len() <= SINGLE_ROUND_MAX_BLOCKS && total <= SINGLE_ROUND_MAX_BYTES;
         let h = Header {
             generation: generation + 1,
             key: *self.key.as_bytes(),
@@ -674,17 +809,25 @@ impl Log {
             byte_length: head.byte_length,
             // A small commit is re-checked at open (see below); a large one is not, so open
             // stays fast whatever the batch size.
-            prev_length: if single_round { base.length } else { head.length },
+            prev_length: if single_round {
+                base.length
+            } else {
+                head.length
+            },
             signature: head.signature,
         };
-        self.data.write_all_at(&data, base.byte_length).map_err(|e| (self.io_err("data", e), false))?;
+        self.data
+            .write_all_at(&data, base.byte_length)
+            .map_err(|e| (self.io_err("data", e), false))?;
         write_nodes(&*self.tree, &mut nodes).map_err(|e| (self.io_err("tree", e), false))?;
         if single_round {
             // One round of syncs: blocks, nodes and the new header slot are written, then
             // synced together. A crash mid-round can leave the header durable without some of
             // the bytes it covers; open re-checks blocks `prev_length..length` against it and
             // falls back to the other slot (this commit was never acknowledged) if they differ.
-            self.tree.write_all_at(&h.encode(), h.slot_offset()).map_err(|e| (self.io_err("tree", e), false))?;
+            self.tree
+                .write_all_at(&h.encode(), h.slot_offset())
+                .map_err(|e| (self.io_err("tree", e), false))?;
             self.sync_data_and_tree()?;
         } else {
             // Two rounds: blocks and nodes are durable before the header that references them.
@@ -707,7 +850,9 @@ impl Log {
     }
 
     fn write_header(&self, h: &Header) -> Result<(), LogError> {
-        self.tree.write_all_at(&h.encode(), h.slot_offset()).map_err(|e| self.io_err("tree", e))?;
+        self.tree
+            .write_all_at(&h.encode(), h.slot_offset())
+            .map_err(|e| self.io_err("tree", e))?;
         self.tree.sync().map_err(|e| self.io_err("tree", e))
     }
 
@@ -725,11 +870,16 @@ impl Log {
 
     /// Owner-only: cuts the log to `length` entries and starts a new fork.
     pub fn truncate(&self, length: u64) -> Result<(), LogError> {
-        let kp = self.keypair.as_ref().ok_or_else(|| LogError::ReadOnly { archive: self.name.clone() })?;
+        let kp = self.keypair.as_ref().ok_or_else(|| LogError::ReadOnly {
+            archive: self.name.clone(),
+        })?;
         let mut st = self.exclusive()?;
         let old = st.head.clone();
         if length > old.length {
-            return Err(LogError::BadTruncate { requested: length, length: old.length });
+            return Err(LogError::BadTruncate {
+                requested: length,
+                length: old.length,
+            });
         }
         st.committing = true;
         let (generation, contiguous) = (st.generation, st.contiguous.min(length));
@@ -774,13 +924,19 @@ impl Log {
         generation: u64,
         contiguous: u64,
     ) -> Result<TreeHead, (LogError, bool)> {
-        let src = DiskNodes { tree: &*self.tree, length: old.length, name: &self.name };
+        let src = DiskNodes {
+            tree: &*self.tree,
+            length: old.length,
+            name: &self.name,
+        };
         let mut roots = Vec::new();
         for index in flat::full_roots(2 * length) {
             let node = src.node(index).map_err(|e| (e, false))?;
-            let node = node.ok_or_else(|| (self.corrupt(None, format!("node {index} missing")), false))?;
+            let node =
+                node.ok_or_else(|| (self.corrupt(None, format!("node {index} missing")), false))?;
             // The new fork is signed over these nodes: a corrupt one must not get a signature.
-            self.verify_path(&src, old, node, None).map_err(|e| (e, false))?;
+            self.verify_path(&src, old, node, None)
+                .map_err(|e| (e, false))?;
             roots.push(node);
         }
         let mut head = TreeHead {
@@ -824,22 +980,38 @@ impl Log {
             let mut st = self.state.lock();
             let head = st.head.clone();
             if seq >= head.length {
-                return Err(LogError::OutOfRange { seq, length: head.length });
+                return Err(LogError::OutOfRange {
+                    seq,
+                    length: head.length,
+                });
             }
-            let has = seq < st.contiguous || st.bits.get(&*self.bitfield, seq).map_err(|e| self.io_err("bitfield", e))?;
+            let has = seq < st.contiguous
+                || st
+                    .bits
+                    .get(&*self.bitfield, seq)
+                    .map_err(|e| self.io_err("bitfield", e))?;
             (head, has)
         };
         if !has {
             return Err(LogError::NotAvailable { seq });
         }
-        let src = DiskNodes { tree: &*self.tree, length: head.length, name: &self.name };
-        let leaf = src.node(2 * seq)?.ok_or_else(|| self.corrupt(Some(seq), "its tree node is missing"))?;
-        let offset = tree::byte_offset(&src, &head, 2 * seq).map_err(|e| self.corrupt(Some(seq), e.to_string()))?;
+        let src = DiskNodes {
+            tree: &*self.tree,
+            length: head.length,
+            name: &self.name,
+        };
+        let leaf = src
+            .node(2 * seq)?
+            .ok_or_else(|| self.corrupt(Some(seq), "its tree node is missing"))?;
+        let offset = tree::byte_offset(&src, &head, 2 * seq)
+            .map_err(|e| self.corrupt(Some(seq), e.to_string()))?;
         if leaf.size > MAX_BLOCK_BYTES as u64 {
             return Err(self.corrupt(Some(seq), format!("stored size {} is too large", leaf.size)));
         }
         let mut buf = vec![0u8; leaf.size as usize];
-        self.data.read_exact_at(&mut buf, offset).map_err(|e| self.corrupt(Some(seq), e.to_string()))?;
+        self.data
+            .read_exact_at(&mut buf, offset)
+            .map_err(|e| self.corrupt(Some(seq), e.to_string()))?;
         if crypto::leaf_hash(&buf) != leaf.hash {
             return Err(self.corrupt(Some(seq), "block bytes do not match their hash"));
         }
@@ -859,7 +1031,12 @@ impl Log {
 
     /// Calls `f(seq, block)` for blocks `start..end` in order, each verified. Reads the leaf
     /// nodes and the data in large chunks, so this is the fast path for scans.
-    pub fn for_each(&self, start: u64, end: u64, mut f: impl FnMut(u64, &[u8]) -> Result<(), LogError>) -> Result<(), LogError> {
+    pub fn for_each(
+        &self,
+        start: u64,
+        end: u64,
+        mut f: impl FnMut(u64, &[u8]) -> Result<(), LogError>,
+    ) -> Result<(), LogError> {
         let mut next = start;
         loop {
             let fork = self.head().fork;
@@ -878,7 +1055,12 @@ impl Log {
         }
     }
 
-    fn for_each_once(&self, start: u64, end: u64, mut f: impl FnMut(u64, &[u8]) -> Result<(), LogError>) -> Result<(), LogError> {
+    fn for_each_once(
+        &self,
+        start: u64,
+        end: u64,
+        mut f: impl FnMut(u64, &[u8]) -> Result<(), LogError>,
+    ) -> Result<(), LogError> {
         let (head, contiguous) = {
             let st = self.state.lock();
             (st.head.clone(), st.contiguous)
@@ -894,8 +1076,13 @@ impl Log {
             }
             return Ok(());
         }
-        let src = DiskNodes { tree: &*self.tree, length: head.length, name: &self.name };
-        let mut offset = tree::byte_offset(&src, &head, 2 * start).map_err(|e| self.corrupt(Some(start), e.to_string()))?;
+        let src = DiskNodes {
+            tree: &*self.tree,
+            length: head.length,
+            name: &self.name,
+        };
+        let mut offset = tree::byte_offset(&src, &head, 2 * start)
+            .map_err(|e| self.corrupt(Some(start), e.to_string()))?;
         const CHUNK: u64 = 4096;
         let mut seq = start;
         let mut leaves_buf = Vec::new();
@@ -919,10 +1106,16 @@ impl Log {
                 size.copy_from_slice(&raw[32..]);
                 let size = u64::from_le_bytes(size);
                 if size > MAX_BLOCK_BYTES as u64 {
-                    return Err(self.corrupt(Some(seq + i), format!("stored size {size} is too large")));
+                    return Err(
+                        self.corrupt(Some(seq + i), format!("stored size {size} is too large"))
+                    );
                 }
                 bytes += size;
-                leaves.push(Node { index: 2 * (seq + i), size, hash });
+                leaves.push(Node {
+                    index: 2 * (seq + i),
+                    size,
+                    hash,
+                });
             }
             data_buf.resize(bytes as usize, 0);
             self.data
@@ -947,13 +1140,22 @@ impl Log {
 
     /// Checks that `node` hashes up to one of the signed roots, using and filling the cache of
     /// nodes already checked.
-    fn verify_path(&self, src: &dyn NodeSource, head: &TreeHead, node: Node, seq: Option<u64>) -> Result<(), LogError> {
+    fn verify_path(
+        &self,
+        src: &dyn NodeSource,
+        head: &TreeHead,
+        node: Node,
+        seq: Option<u64>,
+    ) -> Result<(), LogError> {
         let mut cur = node;
         let mut checked: Vec<(u64, Hash)> = Vec::new();
         for _ in 0..70 {
             if let Some(root) = head.roots.iter().find(|r| r.index == cur.index) {
                 if root.hash != cur.hash || root.size != cur.size {
-                    return Err(self.corrupt(seq, format!("tree node {} does not match the signed root", cur.index)));
+                    return Err(self.corrupt(
+                        seq,
+                        format!("tree node {} does not match the signed root", cur.index),
+                    ));
                 }
                 self.remember(checked, head.fork);
                 return Ok(());
@@ -963,7 +1165,10 @@ impl Log {
                 if let Some(&(fork, h)) = cache.get(&cur.index) {
                     if fork == head.fork {
                         if h != cur.hash {
-                            return Err(self.corrupt(seq, format!("tree node {} does not match its verified hash", cur.index)));
+                            return Err(self.corrupt(
+                                seq,
+                                format!("tree node {} does not match its verified hash", cur.index),
+                            ));
                         }
                         drop(cache);
                         self.remember(checked, head.fork);
@@ -976,10 +1181,14 @@ impl Log {
                 .node(sib_index)?
                 .ok_or_else(|| self.corrupt(seq, format!("tree node {sib_index} is missing")))?;
             let parent_index = flat::parent(cur.index);
-            let parent = Node::parent(parent_index, &cur, &sib).map_err(|e| self.corrupt(seq, e.to_string()))?;
+            let parent = Node::parent(parent_index, &cur, &sib)
+                .map_err(|e| self.corrupt(seq, e.to_string()))?;
             if let Some(stored) = src.node(parent_index)? {
                 if stored.hash != parent.hash {
-                    return Err(self.corrupt(seq, format!("tree node {parent_index} does not match its children")));
+                    return Err(self.corrupt(
+                        seq,
+                        format!("tree node {parent_index} does not match its children"),
+                    ));
                 }
             }
             checked.push((cur.index, cur.hash));
@@ -997,7 +1206,11 @@ impl Log {
         if cache.len() + checked.len() > VERIFIED_CACHE {
             cache.clear();
         }
-        cache.extend(checked.into_iter().map(|(index, hash)| (index, (fork, hash))));
+        cache.extend(
+            checked
+                .into_iter()
+                .map(|(index, hash)| (index, (fork, hash))),
+        );
     }
 
     /// Whether block `seq` is stored locally.
@@ -1009,7 +1222,9 @@ impl Log {
         if seq < st.contiguous {
             return Ok(true);
         }
-        st.bits.get(&*self.bitfield, seq).map_err(|e| self.io_err("bitfield", e))
+        st.bits
+            .get(&*self.bitfield, seq)
+            .map_err(|e| self.io_err("bitfield", e))
     }
 
     /// How many nodes above block `seq` a request must ask for (`nodes` of a [`RequestBlock`],
@@ -1021,7 +1236,11 @@ impl Log {
         if seq >= head.length {
             return Ok(0);
         }
-        let src = DiskNodes { tree: &*self.tree, length: head.length, name: &self.name };
+        let src = DiskNodes {
+            tree: &*self.tree,
+            length: head.length,
+            name: &self.name,
+        };
         let mut index = 2 * seq;
         let mut count = 0;
         while flat::right_span(index) < 2 * head.length && count < 64 {
@@ -1043,7 +1262,11 @@ impl Log {
     /// Answers a proof request from the stored tree; block values are read verified.
     pub fn proof(&self, req: &ProofRequest) -> Result<Proof, LogError> {
         let head = self.head();
-        let src = DiskNodes { tree: &*self.tree, length: head.length, name: &self.name };
+        let src = DiskNodes {
+            tree: &*self.tree,
+            length: head.length,
+            name: &self.name,
+        };
         let mut proof = tree::generate_proof(&src, &head, req)?;
         if let Some(b) = proof.block.as_mut() {
             b.value = self.get(b.index)?;
@@ -1056,8 +1279,15 @@ impl Log {
     /// than a walk per block), which is what makes serving a full download fast.
     pub fn proofs(&self, reqs: &[ProofRequest]) -> Vec<Result<Proof, LogError>> {
         let head = self.head();
-        let src = DiskNodes { tree: &*self.tree, length: head.length, name: &self.name };
-        let mut out: Vec<Result<Proof, LogError>> = reqs.iter().map(|r| tree::generate_proof(&src, &head, r)).collect();
+        let src = DiskNodes {
+            tree: &*self.tree,
+            length: head.length,
+            name: &self.name,
+        };
+        let mut out: Vec<Result<Proof, LogError>> = reqs
+            .iter()
+            .map(|r| tree::generate_proof(&src, &head, r))
+            .collect();
         let mut want: Vec<(u64, usize)> = out
             .iter()
             .enumerate()
@@ -1114,9 +1344,14 @@ impl Log {
     /// against the head and nodes left by the proofs before it in the batch, so an upgrade and
     /// blocks under it can arrive together. Returns one result per proof; nothing from a proof
     /// that fails is stored. The outer error means storage failed and nothing is acknowledged.
-    pub fn apply_proofs(&self, proofs: &[Proof]) -> Result<Vec<Result<VerifiedProof, LogError>>, LogError> {
+    pub fn apply_proofs(
+        &self,
+        proofs: &[Proof],
+    ) -> Result<Vec<Result<VerifiedProof, LogError>>, LogError> {
         if !self.writes {
-            return Err(LogError::ReadOnly { archive: self.name.clone() });
+            return Err(LogError::ReadOnly {
+                archive: self.name.clone(),
+            });
         }
         let mut st = self.exclusive()?;
         st.committing = true;
@@ -1167,38 +1402,69 @@ impl Log {
         prev_block: Option<(u64, u64)>,
     ) -> Result<(VerifiedProof, Option<TreeHead>, Option<(u64, u64)>), LogError> {
         let v = tree::verify_proof(proof, head, &self.key)?;
-        let over = Overlay { nodes: batch, disk: DiskNodes { tree: &*self.tree, length: head.length, name: &self.name } };
+        let over = Overlay {
+            nodes: batch,
+            disk: DiskNodes {
+                tree: &*self.tree,
+                length: head.length,
+                name: &self.name,
+            },
+        };
         if let Some(root) = v.unverified_root {
             match over.node(root.index)? {
                 // Verified earlier in this batch.
-                Some(n) if batch.contains_key(&root.index) && n.hash == root.hash && n.size == root.size => {}
+                Some(n)
+                    if batch.contains_key(&root.index)
+                        && n.hash == root.hash
+                        && n.size == root.size => {}
                 Some(stored) if stored.hash == root.hash && stored.size == root.size => {
                     // A proof that failed or was cut off by a crash can leave some nodes of its
                     // path stored without their siblings. Such a node cannot vouch for this
                     // proof: blocks under it would be stored yet never verify.
-                    self.verify_path(&over, head, stored, None).map_err(|e| match e {
-                        LogError::Corrupt { reason, .. } => {
-                            LogError::invalid_proof(format!("stored node {} does not reach the signed roots ({reason})", root.index))
-                        }
-                        e => e,
-                    })?;
+                    self.verify_path(&over, head, stored, None)
+                        .map_err(|e| match e {
+                            LogError::Corrupt { reason, .. } => LogError::invalid_proof(format!(
+                                "stored node {} does not reach the signed roots ({reason})",
+                                root.index
+                            )),
+                            e => e,
+                        })?;
                 }
-                Some(_) => return Err(LogError::invalid_proof(format!("node {} does not match the stored tree", root.index))),
-                None => return Err(LogError::invalid_proof(format!("proof does not connect to a stored node (node {})", root.index))),
+                Some(_) => {
+                    return Err(LogError::invalid_proof(format!(
+                        "node {} does not match the stored tree",
+                        root.index
+                    )))
+                }
+                None => {
+                    return Err(LogError::invalid_proof(format!(
+                        "proof does not connect to a stored node (node {})",
+                        root.index
+                    )))
+                }
             }
         }
         let new_head = match &v.upgrade {
             Some(h) if h.length > head.length => Some(h.clone()),
             Some(h) if h.length == head.length && h.hash() == head.hash() => None,
-            Some(h) if h.length == head.length => return Err(LogError::Conflict { length: h.length }),
-            Some(_) => return Err(LogError::invalid_proof("upgrade is older than the local head")),
+            Some(h) if h.length == head.length => {
+                return Err(LogError::Conflict { length: h.length })
+            }
+            Some(_) => {
+                return Err(LogError::invalid_proof(
+                    "upgrade is older than the local head",
+                ))
+            }
             None => None,
         };
         let mut block = None;
         if let Some((seq, _)) = &v.block {
             let target = new_head.as_ref().unwrap_or(head);
             if *seq >= target.length {
-                return Err(LogError::invalid_proof(format!("block {seq} is past the signed length {}", target.length)));
+                return Err(LogError::invalid_proof(format!(
+                    "block {seq} is past the signed length {}",
+                    target.length
+                )));
             }
             let offset = match prev_block {
                 // Block seq - 1, verified earlier in this batch, ends where this one starts.
@@ -1208,7 +1474,11 @@ impl Log {
                     let src = Layered {
                         own: &own,
                         batch,
-                        disk: DiskNodes { tree: &*self.tree, length: target.length, name: &self.name },
+                        disk: DiskNodes {
+                            tree: &*self.tree,
+                            length: target.length,
+                            name: &self.name,
+                        },
                     };
                     tree::byte_offset(&src, target, 2 * seq)?
                 }
@@ -1218,7 +1488,12 @@ impl Log {
         Ok((v, new_head, block))
     }
 
-    fn apply_batch(&self, proofs: &[Proof], base: &TreeHead, contiguous: u64) -> Result<Applied, (LogError, bool)> {
+    fn apply_batch(
+        &self,
+        proofs: &[Proof],
+        base: &TreeHead,
+        contiguous: u64,
+    ) -> Result<Applied, (LogError, bool)> {
         let mut head: Option<TreeHead> = None;
         let mut nodes: HashMap<u64, Node> = HashMap::new();
         let mut writes: Vec<(u64, u64, usize)> = Vec::new();
@@ -1233,7 +1508,11 @@ impl Log {
                         head = Some(h);
                     }
                     if let Some((seq, offset)) = block {
-                        let len = v.block.as_ref().map(|(_, value)| value.len() as u64).unwrap_or(0);
+                        let len = v
+                            .block
+                            .as_ref()
+                            .map(|(_, value)| value.len() as u64)
+                            .unwrap_or(0);
                         prev_block = Some((seq, offset + len));
                         writes.push((seq, offset, results.len()));
                     }
@@ -1243,14 +1522,22 @@ impl Log {
             }
         }
         if nodes.is_empty() && head.is_none() && writes.is_empty() {
-            return Ok(Applied { results, head: None, contiguous, generation: None });
+            return Ok(Applied {
+                results,
+                head: None,
+                contiguous,
+                generation: None,
+            });
         }
         let target = head.as_ref().unwrap_or(base);
 
         // Blocks in offset order, neighbours joined into one write.
         writes.sort_unstable_by_key(|w| w.1);
         let value = |i: usize| match &results[i] {
-            Ok(VerifiedProof { block: Some((_, v)), .. }) => v.as_slice(),
+            Ok(VerifiedProof {
+                block: Some((_, v)),
+                ..
+            }) => v.as_slice(),
             _ => &[],
         };
         let mut i = 0;
@@ -1267,12 +1554,16 @@ impl Log {
                 }
                 i += 1;
             }
-            self.data.write_all_at(&buf, start).map_err(|e| (self.io_err("data", e), false))?;
+            self.data
+                .write_all_at(&buf, start)
+                .map_err(|e| (self.io_err("data", e), false))?;
         }
         let mut list: Vec<Node> = nodes.into_values().collect();
         write_nodes(&*self.tree, &mut list).map_err(|e| (self.io_err("tree", e), false))?;
         if writes.is_empty() {
-            self.tree.sync().map_err(|e| (self.io_err("tree", e), true))?;
+            self.tree
+                .sync()
+                .map_err(|e| (self.io_err("tree", e), true))?;
         } else {
             self.sync_data_and_tree()?;
         }
@@ -1283,20 +1574,30 @@ impl Log {
         if !writes.is_empty() {
             for &(seq, _, _) in &writes {
                 if seq >= contiguous {
-                    st.bits.set(&*self.bitfield, seq, true).map_err(|e| (self.io_err("bitfield", e), false))?;
+                    st.bits
+                        .set(&*self.bitfield, seq, true)
+                        .map_err(|e| (self.io_err("bitfield", e), false))?;
                 }
             }
             while st_contig < target.length
-                && st.bits.get(&*self.bitfield, st_contig).map_err(|e| (self.io_err("bitfield", e), false))?
+                && st
+                    .bits
+                    .get(&*self.bitfield, st_contig)
+                    .map_err(|e| (self.io_err("bitfield", e), false))?
             {
                 st_contig += 1;
             }
-            bits_written = st.bits.flush(&*self.bitfield).map_err(|e| (self.io_err("bitfield", e), false))?;
+            bits_written = st
+                .bits
+                .flush(&*self.bitfield)
+                .map_err(|e| (self.io_err("bitfield", e), false))?;
         }
         let generation = st.generation;
         drop(st);
         if bits_written {
-            self.bitfield.sync().map_err(|e| (self.io_err("bitfield", e), true))?;
+            self.bitfield
+                .sync()
+                .map_err(|e| (self.io_err("bitfield", e), true))?;
         }
         let mut new_generation = None;
         if head.is_some() || st_contig != contiguous {
@@ -1313,7 +1614,12 @@ impl Log {
             self.write_header(&h).map_err(|e| (e, true))?;
             new_generation = Some(generation + 1);
         }
-        Ok(Applied { results, head, contiguous: st_contig, generation: new_generation })
+        Ok(Applied {
+            results,
+            head,
+            contiguous: st_contig,
+            generation: new_generation,
+        })
     }
 }
 
@@ -1343,7 +1649,10 @@ impl NodeSource for Layered<'_> {
 
 impl std::fmt::Debug for Log {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Log").field("key", &self.key).field("info", &self.info()).finish()
+        f.debug_struct("Log")
+            .field("key", &self.key)
+            .field("info", &self.info())
+            .finish()
     }
 }
 

@@ -120,7 +120,9 @@ impl Proof {
         let mut d = Decoder { buf: bytes, pos: 0 };
         let flags = d.uint()?;
         if flags & !0b1111 != 0 {
-            return Err(LogError::malformed(format!("unsupported data flags {flags:#x}")));
+            return Err(LogError::malformed(format!(
+                "unsupported data flags {flags:#x}"
+            )));
         }
         let request = d.uint()?;
         let fork = d.uint()?;
@@ -128,17 +130,27 @@ impl Proof {
             let index = d.uint()?;
             let value = d.buffer(MAX_BLOCK_BYTES)?.to_vec();
             let nodes = d.nodes()?;
-            Some(DataBlock { index, value, nodes })
+            Some(DataBlock {
+                index,
+                value,
+                nodes,
+            })
         } else {
             None
         };
         let hash = if flags & 2 != 0 {
-            Some(DataHash { index: d.uint()?, nodes: d.nodes()? })
+            Some(DataHash {
+                index: d.uint()?,
+                nodes: d.nodes()?,
+            })
         } else {
             None
         };
         let seek = if flags & 4 != 0 {
-            Some(DataSeek { bytes: d.uint()?, nodes: d.nodes()? })
+            Some(DataSeek {
+                bytes: d.uint()?,
+                nodes: d.nodes()?,
+            })
         } else {
             None
         };
@@ -155,9 +167,19 @@ impl Proof {
                     s.copy_from_slice(sig);
                     Some(s)
                 }
-                n => return Err(LogError::malformed(format!("signature is {n} bytes, expected 64"))),
+                n => {
+                    return Err(LogError::malformed(format!(
+                        "signature is {n} bytes, expected 64"
+                    )))
+                }
             };
-            Some(DataUpgrade { start, length, nodes, additional_nodes, signature })
+            Some(DataUpgrade {
+                start,
+                length,
+                nodes,
+                additional_nodes,
+                signature,
+            })
         } else {
             None
         };
@@ -167,7 +189,16 @@ impl Proof {
                 bytes.len() - d.pos
             )));
         }
-        Ok((request, Proof { fork, block, hash, seek, upgrade }))
+        Ok((
+            request,
+            Proof {
+                fork,
+                block,
+                hash,
+                seek,
+                upgrade,
+            },
+        ))
     }
 }
 
@@ -226,7 +257,7 @@ impl<'a> Decoder<'a> {
         Ok(s)
     }
 
-    fn uint(&mut self, ) -> Result<u64, LogError> {
+    fn uint(&mut self) -> Result<u64, LogError> {
         let a = self.take(1)?[0];
         Ok(match a {
             0..=0xfc => a as u64,
@@ -245,7 +276,9 @@ impl<'a> Decoder<'a> {
     fn buffer(&mut self, max: usize) -> Result<&'a [u8], LogError> {
         let len = self.uint()?;
         if len > max as u64 {
-            return Err(LogError::malformed(format!("buffer of {len} bytes exceeds the limit of {max}")));
+            return Err(LogError::malformed(format!(
+                "buffer of {len} bytes exceeds the limit of {max}"
+            )));
         }
         self.take(len as usize)
     }
@@ -274,35 +307,55 @@ mod tests {
     use proptest::prelude::*;
 
     fn node() -> impl Strategy<Value = Node> {
-        (any::<u64>(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(index, size, hash)| Node { index, size, hash })
+        (any::<u64>(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(index, size, hash)| Node {
+            index,
+            size,
+            hash,
+        })
     }
 
     fn proof() -> impl Strategy<Value = Proof> {
         let nodes = || prop::collection::vec(node(), 0..5);
         (
             any::<u64>(),
-            prop::option::of((any::<u64>(), prop::collection::vec(any::<u8>(), 0..300), nodes())),
+            prop::option::of((
+                any::<u64>(),
+                prop::collection::vec(any::<u8>(), 0..300),
+                nodes(),
+            )),
             prop::option::of((any::<u64>(), nodes())),
             prop::option::of((any::<u64>(), nodes())),
-            prop::option::of((any::<u64>(), any::<u64>(), nodes(), nodes(), prop::option::of(any::<[u8; 32]>()))),
+            prop::option::of((
+                any::<u64>(),
+                any::<u64>(),
+                nodes(),
+                nodes(),
+                prop::option::of(any::<[u8; 32]>()),
+            )),
         )
             .prop_map(|(fork, block, hash, seek, upgrade)| Proof {
                 fork,
-                block: block.map(|(index, value, nodes)| DataBlock { index, value, nodes }),
+                block: block.map(|(index, value, nodes)| DataBlock {
+                    index,
+                    value,
+                    nodes,
+                }),
                 hash: hash.map(|(index, nodes)| DataHash { index, nodes }),
                 seek: seek.map(|(bytes, nodes)| DataSeek { bytes, nodes }),
-                upgrade: upgrade.map(|(start, length, nodes, additional_nodes, sig)| DataUpgrade {
-                    start,
-                    length,
-                    nodes,
-                    additional_nodes,
-                    signature: sig.map(|h| {
-                        let mut s = [0u8; 64];
-                        s[..32].copy_from_slice(&h);
-                        s[32..].copy_from_slice(&h);
-                        s
-                    }),
-                }),
+                upgrade: upgrade.map(
+                    |(start, length, nodes, additional_nodes, sig)| DataUpgrade {
+                        start,
+                        length,
+                        nodes,
+                        additional_nodes,
+                        signature: sig.map(|h| {
+                            let mut s = [0u8; 64];
+                            s[..32].copy_from_slice(&h);
+                            s[32..].copy_from_slice(&h);
+                            s
+                        }),
+                    },
+                ),
             })
     }
 

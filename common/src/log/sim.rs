@@ -89,7 +89,13 @@ impl SimDisk {
                             for (i, chunk) in data.chunks(SECTOR).enumerate() {
                                 if rng.gen_bool(0.5) {
                                     let o = *offset + (i * SECTOR) as u64;
-                                    apply(&mut state, &Op::Write { offset: o, data: chunk.to_vec() });
+                                    apply(
+                                        &mut state,
+                                        &Op::Write {
+                                            offset: o,
+                                            data: chunk.to_vec(),
+                                        },
+                                    );
                                 }
                             }
                         }
@@ -128,12 +134,18 @@ impl Storage for SimDisk {
         let mut disk = self.lock();
         if !disk.files.contains_key(name) {
             if !create {
-                return Err(io::Error::new(io::ErrorKind::NotFound, format!("no file {name}")));
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no file {name}"),
+                ));
             }
             // A created file exists durably at once (as after a directory fsync).
             disk.files.insert(name.to_owned(), SimFileState::default());
         }
-        Ok(Arc::new(SimFile { disk: self.clone(), name: name.to_owned() }))
+        Ok(Arc::new(SimFile {
+            disk: self.clone(),
+            name: name.to_owned(),
+        }))
     }
 
     fn describe(&self) -> String {
@@ -168,15 +180,26 @@ impl StorageFile for SimFile {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.with(|d, n| {
             if let Some(cap) = d.capacity {
-                let others: u64 = d.files.iter().filter(|(k, _)| *k != n).map(|(_, f)| f.current.len() as u64).sum();
+                let others: u64 = d
+                    .files
+                    .iter()
+                    .filter(|(k, _)| *k != n)
+                    .map(|(_, f)| f.current.len() as u64)
+                    .sum();
                 let this = file(d, n)?.current.len() as u64;
                 let needed = (offset + buf.len() as u64).max(this);
                 if others + needed > cap {
-                    return Err(io::Error::new(io::ErrorKind::StorageFull, "no space left on device (simulated)"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::StorageFull,
+                        "no space left on device (simulated)",
+                    ));
                 }
             }
             let f = file(d, n)?;
-            let op = Op::Write { offset, data: buf.to_vec() };
+            let op = Op::Write {
+                offset,
+                data: buf.to_vec(),
+            };
             apply(&mut f.current, &op);
             f.pending.push(op);
             Ok(())

@@ -17,6 +17,7 @@ pub trait Storage: Send + Sync {
 }
 
 /// One file: positional I/O, length, durability.
+#[allow(clippy::len_without_is_empty)] // a file's length, not a collection
 pub trait StorageFile: Send + Sync {
     /// Reads up to `buf.len()` bytes at `offset`; fewer only at end of file.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
@@ -34,7 +35,11 @@ pub trait StorageFile: Send + Sync {
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    format!("file ends {} bytes into a {}-byte read at offset {offset}", done, buf.len()),
+                    format!(
+                        "file ends {} bytes into a {}-byte read at offset {offset}",
+                        done,
+                        buf.len()
+                    ),
                 ));
             }
             done += n;
@@ -73,7 +78,12 @@ impl Storage for DiskStorage {
                 File::open(parent)?.sync_all()?;
             }
         }
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
         // Make the new directory entry durable, or a crash could lose the file.
         File::open(&self.dir)?.sync_all()?;
         Ok(Arc::new(DiskFile { file }))

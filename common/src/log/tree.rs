@@ -31,16 +31,23 @@ pub struct Node {
 impl Node {
     /// The leaf for block `seq`.
     pub fn leaf(seq: u64, data: &[u8]) -> Node {
-        Node { index: 2 * seq, size: data.len() as u64, hash: crypto::leaf_hash(data) }
+        Node {
+            index: 2 * seq,
+            size: data.len() as u64,
+            hash: crypto::leaf_hash(data),
+        }
     }
 
     /// The parent `index` of `a` and `b`; fails if their sizes overflow (only hostile input does that).
     pub fn parent(index: u64, a: &Node, b: &Node) -> Result<Node, LogError> {
-        let size = a
-            .size
-            .checked_add(b.size)
-            .ok_or_else(|| LogError::invalid_proof(format!("node sizes overflow at node {index}")))?;
-        Ok(Node { index, size, hash: crypto::parent_hash(a, b) })
+        let size = a.size.checked_add(b.size).ok_or_else(|| {
+            LogError::invalid_proof(format!("node sizes overflow at node {index}"))
+        })?;
+        Ok(Node {
+            index,
+            size,
+            hash: crypto::parent_hash(a, b),
+        })
     }
 }
 
@@ -70,7 +77,12 @@ impl TreeHead {
 
     /// Appends a complete subtree root at the iterator position, merging equal-sized roots,
     /// the way `MerkleTreeBatch.appendRoot` does. New parents are pushed to `added`.
-    pub fn append_root(&mut self, node: Node, ite: &mut Iter, added: &mut Vec<Node>) -> Result<(), LogError> {
+    pub fn append_root(
+        &mut self,
+        node: Node,
+        ite: &mut Iter,
+        added: &mut Vec<Node>,
+    ) -> Result<(), LogError> {
         self.length = self
             .length
             .checked_add(ite.factor / 2)
@@ -115,7 +127,11 @@ pub fn byte_offset(src: &dyn NodeSource, head: &TreeHead, index: u64) -> Result<
     if index == 2 * head.length {
         return Ok(head.byte_length);
     }
-    let index = if index & 1 == 1 { flat::left_span(index) } else { index };
+    let index = if index & 1 == 1 {
+        flat::left_span(index)
+    } else {
+        index
+    };
     let mut span_end = 0u64;
     // Checked sums: inner node sizes come from disk or a peer before anything verified them.
     let overflow = || LogError::invalid_request(format!("byte offset of node {index} overflows"));
@@ -131,18 +147,25 @@ pub fn byte_offset(src: &dyn NodeSource, head: &TreeHead, index: u64) -> Result<
         while ite.index != index {
             steps += 1;
             if steps > MAX_WALK {
-                return Err(LogError::invalid_request(format!("cannot find byte offset of node {index}")));
+                return Err(LogError::invalid_request(format!(
+                    "cannot find byte offset of node {index}"
+                )));
             }
             if index < ite.index {
                 ite.left_child();
             } else {
-                offset = offset.checked_add(need(src, ite.left_child())?.size).ok_or_else(overflow)?;
+                offset = offset
+                    .checked_add(need(src, ite.left_child())?.size)
+                    .ok_or_else(overflow)?;
                 ite.sibling();
             }
         }
         return Ok(offset);
     }
-    Err(LogError::invalid_request(format!("node {index} is outside the tree of length {}", head.length)))
+    Err(LogError::invalid_request(format!(
+        "node {index} is outside the tree of length {}",
+        head.length
+    )))
 }
 
 struct Indexed {
@@ -162,15 +185,25 @@ struct Pending {
 
 /// Builds the proof answering `req` from a tree at `head` (`generateProof` in merkle-tree.js).
 /// The block value, if any, is left empty for the caller to fill.
-pub fn generate_proof(src: &dyn NodeSource, head: &TreeHead, req: &ProofRequest) -> Result<Proof, LogError> {
+pub fn generate_proof(
+    src: &dyn NodeSource,
+    head: &TreeHead,
+    req: &ProofRequest,
+) -> Result<Proof, LogError> {
     let head2 = 2 * head.length;
     if head2 == 0 {
-        return Ok(Proof { fork: head.fork, ..Proof::default() });
+        return Ok(Proof {
+            fork: head.fork,
+            ..Proof::default()
+        });
     }
     let (from, to) = match req.upgrade {
         Some(u) => {
             let from = u.start.checked_mul(2);
-            let to = u.length.checked_mul(2).and_then(|l| from.and_then(|f| f.checked_add(l)));
+            let to = u
+                .length
+                .checked_mul(2)
+                .and_then(|l| from.and_then(|f| f.checked_add(l)));
             match (from, to) {
                 (Some(f), Some(t)) if f < t && t <= head2 => (f, t),
                 _ => return Err(LogError::invalid_request("invalid upgrade")),
@@ -179,18 +212,33 @@ pub fn generate_proof(src: &dyn NodeSource, head: &TreeHead, req: &ProofRequest)
         None => (0, head2),
     };
     let node = match (req.block, req.hash) {
-        (Some(b), _) => Some(Indexed { value: true, index: checked_leaf(b)?, nodes: b.nodes, last_index: b.index }),
+        (Some(b), _) => Some(Indexed {
+            value: true,
+            index: checked_leaf(b)?,
+            nodes: b.nodes,
+            last_index: b.index,
+        }),
         (None, Some(h)) => {
             if h.index >= MAX_INDEX {
-                return Err(LogError::invalid_request(format!("node {} is out of range", h.index)));
+                return Err(LogError::invalid_request(format!(
+                    "node {} is out of range",
+                    h.index
+                )));
             }
-            Some(Indexed { value: false, index: h.index, nodes: h.nodes, last_index: flat::right_span(h.index) / 2 })
+            Some(Indexed {
+                value: false,
+                index: h.index,
+                nodes: h.nodes,
+                last_index: flat::right_span(h.index) / 2,
+            })
         }
         (None, None) => None,
     };
     if let (Some(_), Some(_), Some(n)) = (req.seek, req.upgrade, &node) {
         if n.index >= from {
-            return Err(LogError::invalid_request("cannot both do a seek and block/hash request when upgrading"));
+            return Err(LogError::invalid_request(
+                "cannot both do a seek and block/hash request when upgrading",
+            ));
         }
     }
 
@@ -224,16 +272,35 @@ pub fn generate_proof(src: &dyn NodeSource, head: &TreeHead, req: &ProofRequest)
         }
     }
 
-    let mut proof = Proof { fork: head.fork, ..Proof::default() };
+    let mut proof = Proof {
+        fork: head.fork,
+        ..Proof::default()
+    };
     if let Some(b) = req.block {
-        let nodes = p.node.take().ok_or_else(|| LogError::invalid_request("invalid block request"))?;
-        proof.block = Some(DataBlock { index: b.index, value: Vec::new(), nodes });
+        let nodes = p
+            .node
+            .take()
+            .ok_or_else(|| LogError::invalid_request("invalid block request"))?;
+        proof.block = Some(DataBlock {
+            index: b.index,
+            value: Vec::new(),
+            nodes,
+        });
     } else if let Some(h) = req.hash {
-        let nodes = p.node.take().ok_or_else(|| LogError::invalid_request("invalid hash request"))?;
-        proof.hash = Some(DataHash { index: h.index, nodes });
+        let nodes = p
+            .node
+            .take()
+            .ok_or_else(|| LogError::invalid_request("invalid hash request"))?;
+        proof.hash = Some(DataHash {
+            index: h.index,
+            nodes,
+        });
     }
     if let (Some(s), Some(nodes)) = (req.seek, p.seek.take()) {
-        proof.seek = Some(DataSeek { bytes: s.bytes, nodes });
+        proof.seek = Some(DataSeek {
+            bytes: s.bytes,
+            nodes,
+        });
     }
     if let Some(u) = req.upgrade {
         proof.upgrade = Some(DataUpgrade {
@@ -249,7 +316,10 @@ pub fn generate_proof(src: &dyn NodeSource, head: &TreeHead, req: &ProofRequest)
 
 fn checked_leaf(b: RequestBlock) -> Result<u64, LogError> {
     if b.index >= MAX_LENGTH {
-        return Err(LogError::invalid_request(format!("block {} is out of range", b.index)));
+        return Err(LogError::invalid_request(format!(
+            "block {} is out of range",
+            b.index
+        )));
     }
     Ok(2 * b.index)
 }
@@ -276,7 +346,12 @@ fn walk_guard(steps: &mut usize) -> Result<(), LogError> {
     Ok(())
 }
 
-fn seek_proof(src: &dyn NodeSource, seek_root: u64, root: u64, p: &mut Pending) -> Result<(), LogError> {
+fn seek_proof(
+    src: &dyn NodeSource,
+    seek_root: u64,
+    root: u64,
+    p: &mut Pending,
+) -> Result<(), LogError> {
     let mut ite = Iter::new(seek_root);
     let mut nodes = vec![need(src, ite.index)?];
     let mut steps = 0;
@@ -376,7 +451,12 @@ fn upgrade_proof(
     Ok(())
 }
 
-fn additional_upgrade_proof(src: &dyn NodeSource, from: u64, to: u64, p: &mut Pending) -> Result<(), LogError> {
+fn additional_upgrade_proof(
+    src: &dyn NodeSource,
+    from: u64,
+    to: u64,
+    p: &mut Pending,
+) -> Result<(), LogError> {
     let mut out: Option<Vec<Node>> = if from == 0 { Some(Vec::new()) } else { None };
     let mut ite = Iter::new(0);
     while ite.full_root(to) {
@@ -417,7 +497,12 @@ fn unpadded(size: u64, padding: u64, leaves: u64) -> u64 {
     }
 }
 
-fn seek_from_head(src: &dyn NodeSource, head: u64, mut bytes: u64, padding: u64) -> Result<u64, LogError> {
+fn seek_from_head(
+    src: &dyn NodeSource,
+    head: u64,
+    mut bytes: u64,
+    padding: u64,
+) -> Result<u64, LogError> {
     for root in flat::full_roots(head) {
         let node = need(src, root)?;
         let size = unpadded(node.size, padding, flat::count_leaves(root));
@@ -433,7 +518,12 @@ fn seek_from_head(src: &dyn NodeSource, head: u64, mut bytes: u64, padding: u64)
     Ok(head)
 }
 
-fn seek_trusted_tree(src: &dyn NodeSource, root: u64, mut bytes: u64, padding: u64) -> Result<u64, LogError> {
+fn seek_trusted_tree(
+    src: &dyn NodeSource,
+    root: u64,
+    mut bytes: u64,
+    padding: u64,
+) -> Result<u64, LogError> {
     if bytes == 0 {
         return Ok(root);
     }
@@ -519,10 +609,15 @@ impl NodeQueue<'_> {
             }
         }
         let Some(node) = self.nodes.get(self.i) else {
-            return Err(LogError::invalid_proof(format!("expected node {index}, got none")));
+            return Err(LogError::invalid_proof(format!(
+                "expected node {index}, got none"
+            )));
         };
         if node.index != index {
-            return Err(LogError::invalid_proof(format!("expected node {index}, got node {}", node.index)));
+            return Err(LogError::invalid_proof(format!(
+                "expected node {index}, got node {}",
+                node.index
+            )));
         }
         self.i += 1;
         Ok(*node)
@@ -531,45 +626,71 @@ impl NodeQueue<'_> {
 
 fn check_nodes(nodes: &[Node]) -> Result<(), LogError> {
     if nodes.len() > MAX_PROOF_NODES {
-        return Err(LogError::invalid_proof(format!("{} nodes in one list", nodes.len())));
+        return Err(LogError::invalid_proof(format!(
+            "{} nodes in one list",
+            nodes.len()
+        )));
     }
     if let Some(n) = nodes.iter().find(|n| n.index >= MAX_INDEX) {
-        return Err(LogError::invalid_proof(format!("node index {} is out of range", n.index)));
+        return Err(LogError::invalid_proof(format!(
+            "node index {} is out of range",
+            n.index
+        )));
     }
     // A node can hold no more than its leaves' worth of maximum-size blocks; anything larger
     // would make us address absurd byte offsets.
     let max_block = crate::log::MAX_BLOCK_BYTES as u64;
-    if let Some(n) = nodes.iter().find(|n| n.size > flat::count_leaves(n.index) * max_block) {
-        return Err(LogError::invalid_proof(format!("node {} claims {} bytes, more than its blocks can hold", n.index, n.size)));
+    if let Some(n) = nodes
+        .iter()
+        .find(|n| n.size > flat::count_leaves(n.index) * max_block)
+    {
+        return Err(LogError::invalid_proof(format!(
+            "node {} claims {} bytes, more than its blocks can hold",
+            n.index, n.size
+        )));
     }
     Ok(())
 }
 
 fn climb(ite: &mut Iter) -> Result<u64, LogError> {
     if ite.factor >= MAX_INDEX {
-        return Err(LogError::invalid_proof("proof path climbs above the largest supported tree"));
+        return Err(LogError::invalid_proof(
+            "proof path climbs above the largest supported tree",
+        ));
     }
     Ok(ite.parent())
 }
 
 /// `verifyTree`: hashes the block or node and the seek path up to one subtree root.
 fn verify_tree(proof: &Proof, nodes: &mut Vec<Node>) -> Result<Option<Node>, LogError> {
-    let untrusted: Option<(u64, Option<&[u8]>, &[Node])> = match (&proof.block, &proof.hash) {
+    // (flat index, block value if any, path nodes)
+    type Untrusted<'a> = (u64, Option<&'a [u8]>, &'a [Node]);
+    let untrusted: Option<Untrusted<'_>> = match (&proof.block, &proof.hash) {
         (Some(b), _) => {
             if b.index >= MAX_LENGTH {
-                return Err(LogError::invalid_proof(format!("block {} is out of range", b.index)));
+                return Err(LogError::invalid_proof(format!(
+                    "block {} is out of range",
+                    b.index
+                )));
             }
             Some((2 * b.index, Some(&b.value), &b.nodes))
         }
         (None, Some(h)) => {
             if h.index >= MAX_INDEX {
-                return Err(LogError::invalid_proof(format!("node {} is out of range", h.index)));
+                return Err(LogError::invalid_proof(format!(
+                    "node {} is out of range",
+                    h.index
+                )));
             }
             Some((h.index, None, &h.nodes))
         }
         (None, None) => None,
     };
-    let seek_nodes = proof.seek.as_ref().map(|s| s.nodes.as_slice()).unwrap_or(&[]);
+    let seek_nodes = proof
+        .seek
+        .as_ref()
+        .map(|s| s.nodes.as_slice())
+        .unwrap_or(&[]);
     check_nodes(seek_nodes)?;
     if untrusted.is_none() && seek_nodes.is_empty() {
         return Ok(None);
@@ -578,7 +699,11 @@ fn verify_tree(proof: &Proof, nodes: &mut Vec<Node>) -> Result<Option<Node>, Log
     let mut root: Option<Node> = None;
     if let Some(first) = seek_nodes.first() {
         let mut ite = Iter::new(first.index);
-        let mut q = NodeQueue { nodes: seek_nodes, i: 0, extra: None };
+        let mut q = NodeQueue {
+            nodes: seek_nodes,
+            i: 0,
+            extra: None,
+        };
         let mut r = q.shift(ite.index)?;
         nodes.push(r);
         while q.remaining() > 0 {
@@ -595,7 +720,11 @@ fn verify_tree(proof: &Proof, nodes: &mut Vec<Node>) -> Result<Option<Node>, Log
     };
     check_nodes(path)?;
     let mut ite = Iter::new(index);
-    let mut q = NodeQueue { nodes: path, i: 0, extra: root };
+    let mut q = NodeQueue {
+        nodes: path,
+        i: 0,
+        extra: root,
+    };
     let mut r = match value {
         Some(v) => Node::leaf(index / 2, v),
         None => q.shift(ite.index)?,
@@ -627,7 +756,11 @@ fn verify_upgrade(
         .filter(|l| *l <= MAX_LENGTH && *l > 0)
         .ok_or_else(|| LogError::invalid_proof("upgrade length is out of range"))?
         * 2;
-    let mut q = NodeQueue { nodes: &upgrade.nodes, i: 0, extra: block_root };
+    let mut q = NodeQueue {
+        nodes: &upgrade.nodes,
+        i: 0,
+        extra: block_root,
+    };
     let mut grow = !batch.roots.is_empty();
     let mut i = 0;
     let mut ite = Iter::new(0);
@@ -677,7 +810,10 @@ fn verify_upgrade(
         while node.index != ite.index {
             walk_guard(&mut steps)?;
             if ite.factor == 2 {
-                return Err(LogError::invalid_proof(format!("unexpected node {}", node.index)));
+                return Err(LogError::invalid_proof(format!(
+                    "unexpected node {}",
+                    node.index
+                )));
             }
             ite.left_child();
         }
@@ -691,15 +827,32 @@ fn verify_upgrade(
 
 /// Verifies a proof against the local signed head (`MerkleTree.verify` plus the signature check
 /// of `core.js`). Nothing is stored here; the caller stores what comes back.
-pub fn verify_proof(proof: &Proof, local: &TreeHead, key: &PublicKey) -> Result<VerifiedProof, LogError> {
+pub fn verify_proof(
+    proof: &Proof,
+    local: &TreeHead,
+    key: &PublicKey,
+) -> Result<VerifiedProof, LogError> {
+    if proof.fork >= 1 << 62 {
+        // Forks grow by one per truncate; the header refuses larger values, so do proofs.
+        return Err(LogError::invalid_proof(format!(
+            "fork {} is out of range",
+            proof.fork
+        )));
+    }
     let mut nodes = Vec::new();
     let mut unverified = verify_tree(proof, &mut nodes)?;
     let mut upgrade = None;
     if let Some(u) = &proof.upgrade {
         if proof.fork != local.fork && local.length > 0 {
-            return Err(LogError::ForkMismatch { local: local.fork, remote: proof.fork });
+            return Err(LogError::ForkMismatch {
+                local: local.fork,
+                remote: proof.fork,
+            });
         }
-        let mut batch = TreeHead { fork: proof.fork, ..local.clone() };
+        let mut batch = TreeHead {
+            fork: proof.fork,
+            ..local.clone()
+        };
         if verify_upgrade(proof.fork, u, unverified, &mut batch, &mut nodes)? {
             unverified = None;
         }
@@ -707,12 +860,23 @@ pub fn verify_proof(proof: &Proof, local: &TreeHead, key: &PublicKey) -> Result<
             .signature
             .ok_or_else(|| LogError::invalid_proof("upgrade carries no signature"))?;
         if !key.verify(&batch.signable(), &signature) {
-            return Err(LogError::InvalidSignature { length: batch.length, fork: batch.fork });
+            return Err(LogError::InvalidSignature {
+                length: batch.length,
+                fork: batch.fork,
+            });
         }
         upgrade = Some(batch);
     } else if proof.fork != local.fork {
-        return Err(LogError::ForkMismatch { local: local.fork, remote: proof.fork });
+        return Err(LogError::ForkMismatch {
+            local: local.fork,
+            remote: proof.fork,
+        });
     }
     let block = proof.block.as_ref().map(|b| (b.index, b.value.clone()));
-    Ok(VerifiedProof { nodes, upgrade, unverified_root: unverified, block })
+    Ok(VerifiedProof {
+        nodes,
+        upgrade,
+        unverified_root: unverified,
+        block,
+    })
 }

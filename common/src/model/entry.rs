@@ -500,7 +500,9 @@ mod tests {
         let bytes = br#"{"op":"put","path":"/profile.json","value":{"name":"a","n":1.555e28}}"#;
         let entry = Entry::decode(bytes).unwrap();
         assert_eq!(Entry::decode(&entry.encode()).unwrap(), entry);
-        let Entry::Put { value, .. } = entry else { panic!("expected a put") };
+        let Entry::Put { value, .. } = entry else {
+            panic!("expected a put")
+        };
         assert_eq!(value["n"].as_f64(), Some(1.555e28));
     }
 }

@@ -44,19 +44,37 @@ pub fn protocol_over(
     Ok((protocol, state))
 }
 
-fn protocol_with_state(stream: TcpStream, initiator: bool, state: Arc<ConnState>) -> Result<Protocol, ReplicateError> {
+fn protocol_with_state(
+    stream: TcpStream,
+    initiator: bool,
+    state: Arc<ConnState>,
+) -> Result<Protocol, ReplicateError> {
     let io = Box::new(FrameIo::new(stream, state.clone()));
     let noise = |e: hypercore_handshake::Error| ReplicateError::Noise(e.to_string());
     let cipher = if initiator {
-        Cipher::new(Some(io), SecStream::new_initiator_xx(&[]).map_err(noise)?.into())
+        Cipher::new(
+            Some(io),
+            SecStream::new_initiator_xx(&[]).map_err(noise)?.into(),
+        )
     } else {
         let keypair = generate_keypair().map_err(noise)?;
-        Cipher::new(Some(io), SecStream::new_responder_xx(&keypair, &[]).map_err(noise)?.into())
+        Cipher::new(
+            Some(io),
+            SecStream::new_responder_xx(&keypair, &[])
+                .map_err(noise)?
+                .into(),
+        )
     };
     Ok(Protocol::new(Box::new(GuardedCipher::new(cipher, state))))
 }
 
-pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, initiator: bool, state: Arc<ConnState>, channels: Arc<AtomicUsize>) -> End {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    initiator: bool,
+    state: Arc<ConnState>,
+    channels: Arc<AtomicUsize>,
+) -> End {
     let _ = stream.set_nodelay(true);
     let protocol = match protocol_with_state(stream, initiator, state.clone()) {
         Ok(p) => p,
@@ -69,7 +87,12 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: TcpStream, initiator: bool,
 }
 
 /// Why the event loop stopped, before it is told apart into an [`End`].
-async fn drive(shared: &Arc<Shared>, mut protocol: Protocol, state: &Arc<ConnState>, channels: &Arc<AtomicUsize>) -> End {
+async fn drive(
+    shared: &Arc<Shared>,
+    mut protocol: Protocol,
+    state: &Arc<ConnState>,
+    channels: &Arc<AtomicUsize>,
+) -> End {
     let commands = protocol.commands();
     let mut replicators: JoinSet<([u8; 32], Result<(), Stop>)> = JoinSet::new();
     // Discovery keys we sent an open for, and those with a live replicator.

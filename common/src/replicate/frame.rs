@@ -64,12 +64,18 @@ impl ConnState {
 
     /// How long since the peer last sent anything.
     pub fn read_idle(&self) -> Duration {
-        Duration::from_millis(self.now_ms().saturating_sub(self.last_read.load(Ordering::Relaxed)))
+        Duration::from_millis(
+            self.now_ms()
+                .saturating_sub(self.last_read.load(Ordering::Relaxed)),
+        )
     }
 
     /// How long since we last sent anything.
     pub fn write_idle(&self) -> Duration {
-        Duration::from_millis(self.now_ms().saturating_sub(self.last_write.load(Ordering::Relaxed)))
+        Duration::from_millis(
+            self.now_ms()
+                .saturating_sub(self.last_write.load(Ordering::Relaxed)),
+        )
     }
 
     /// Asks for an empty message to be sent (JS `secret-stream` keepalives are the same).
@@ -138,7 +144,16 @@ pub struct FrameIo {
 
 impl FrameIo {
     pub fn new(stream: TcpStream, conn: Arc<ConnState>) -> Self {
-        FrameIo { stream, rbuf: vec![0; 2 * READ_CHUNK], rstart: 0, rend: 0, wbuf: Vec::new(), wstart: 0, conn, eof: false }
+        FrameIo {
+            stream,
+            rbuf: vec![0; 2 * READ_CHUNK],
+            rstart: 0,
+            rend: 0,
+            wbuf: Vec::new(),
+            wstart: 0,
+            conn,
+            eof: false,
+        }
     }
 
     /// The next complete frame in the read buffer, or an error for an oversized one. Makes room
@@ -149,7 +164,9 @@ impl FrameIo {
         if avail.len() >= 3 {
             let len = avail[0] as usize | (avail[1] as usize) << 8 | (avail[2] as usize) << 16;
             if len > MAX_FRAME {
-                return Err(format!("frame of {len} bytes exceeds the limit of {MAX_FRAME}"));
+                return Err(format!(
+                    "frame of {len} bytes exceeds the limit of {MAX_FRAME}"
+                ));
             }
             if avail.len() >= 3 + len {
                 let frame = avail[3..3 + len].to_vec();
@@ -197,12 +214,18 @@ impl Stream for FrameIo {
             let n = rb.filled().len();
             this.rend += n;
             if n > 0 {
-                this.conn.last_read.store(this.conn.now_ms(), Ordering::Relaxed);
+                this.conn
+                    .last_read
+                    .store(this.conn.now_ms(), Ordering::Relaxed);
             }
             match polled {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(())) if n == 0 => {
-                    let reason = if this.rend == this.rstart { "connection closed by the peer" } else { "connection closed inside a frame" };
+                    let reason = if this.rend == this.rstart {
+                        "connection closed by the peer"
+                    } else {
+                        "connection closed inside a frame"
+                    };
                     this.conn.fail(reason);
                     this.eof = true;
                 }
@@ -221,7 +244,10 @@ impl Sink<Vec<u8>> for FrameIo {
 
     fn poll_ready(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
         if self.conn.is_closed() {
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "connection closed")));
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "connection closed",
+            )));
         }
         Poll::Ready(Ok(()))
     }
@@ -235,7 +261,9 @@ impl Sink<Vec<u8>> for FrameIo {
         let len = frame.len() as u32;
         self.wbuf.extend_from_slice(&len.to_le_bytes()[..3]);
         self.wbuf.extend_from_slice(&frame);
-        self.conn.unsent.fetch_add(frame.len() + 3, Ordering::Relaxed);
+        self.conn
+            .unsent
+            .fetch_add(frame.len() + 3, Ordering::Relaxed);
         Ok(())
     }
 
@@ -246,11 +274,16 @@ impl Sink<Vec<u8>> for FrameIo {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(0)) => {
                     this.conn.fail("connection closed while writing");
-                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::WriteZero, "connection closed")));
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "connection closed",
+                    )));
                 }
                 Poll::Ready(Ok(n)) => {
                     this.wstart += n;
-                    this.conn.last_write.store(this.conn.now_ms(), Ordering::Relaxed);
+                    this.conn
+                        .last_write
+                        .store(this.conn.now_ms(), Ordering::Relaxed);
                     let before = this.conn.unsent.fetch_sub(n, Ordering::Relaxed);
                     if before >= WRITE_HIGH && before - n < WRITE_HIGH {
                         this.conn.drained.notify_waiters();

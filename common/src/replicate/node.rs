@@ -153,7 +153,11 @@ impl Shared {
 
     /// Keys of every archive, by discovery key.
     pub fn archive_keys(&self) -> HashMap<[u8; 32], PublicKey> {
-        self.archives.read().iter().map(|(dk, e)| (*dk, e.key)).collect()
+        self.archives
+            .read()
+            .iter()
+            .map(|(dk, e)| (*dk, e.key))
+            .collect()
     }
 
     /// Spawns a task owned by the node, reaping the ones that finished.
@@ -170,11 +174,25 @@ impl Shared {
     }
 
     /// Runs a connection to its end in a task of the node.
-    fn start_connection(self: &Arc<Self>, stream: TcpStream, addr: SocketAddr, initiator: bool, permit: OwnedSemaphorePermit) {
+    fn start_connection(
+        self: &Arc<Self>,
+        stream: TcpStream,
+        addr: SocketAddr,
+        initiator: bool,
+        permit: OwnedSemaphorePermit,
+    ) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let state = ConnState::new(&self.cancel);
         let channels = Arc::new(AtomicUsize::new(0));
-        self.conns.lock().insert(id, ConnEntry { addr, initiator, state: state.clone(), channels: channels.clone() });
+        self.conns.lock().insert(
+            id,
+            ConnEntry {
+                addr,
+                initiator,
+                state: state.clone(),
+                channels: channels.clone(),
+            },
+        );
         let shared = self.clone();
         let span = tracing::info_span!("conn", peer = %addr, id, initiator);
         self.spawn(
@@ -239,11 +257,17 @@ impl Node {
         });
         let mut local_addr = None;
         if let Some(addr) = shared.config.listen {
-            let listener = TcpListener::bind(addr).await.map_err(|source| ReplicateError::Listen { addr, source })?;
-            let bound = listener.local_addr().map_err(|source| ReplicateError::Listen { addr, source })?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ReplicateError::Listen { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| ReplicateError::Listen { addr, source })?;
             local_addr = Some(bound);
             let s = shared.clone();
-            shared.spawn(accept_loop(s, listener).instrument(tracing::info_span!("listen", addr = %bound)));
+            shared.spawn(
+                accept_loop(s, listener).instrument(tracing::info_span!("listen", addr = %bound)),
+            );
         }
         Ok(Node { shared, local_addr })
     }
@@ -289,7 +313,13 @@ impl Node {
 
     /// Keys of the archives being replicated.
     pub fn archives(&self) -> Vec<PublicKey> {
-        let mut keys: Vec<PublicKey> = self.shared.archives.read().values().map(|e| e.key).collect();
+        let mut keys: Vec<PublicKey> = self
+            .shared
+            .archives
+            .read()
+            .values()
+            .map(|e| e.key)
+            .collect();
         keys.sort();
         keys
     }
@@ -300,18 +330,33 @@ impl Node {
         if self.shared.cancel.is_cancelled() {
             return Err(ReplicateError::Shutdown);
         }
-        let dialed = self.shared.conns.lock().values().any(|c| c.initiator && c.addr == addr && !c.state.is_closed());
+        let dialed = self
+            .shared
+            .conns
+            .lock()
+            .values()
+            .any(|c| c.initiator && c.addr == addr && !c.state.is_closed());
         if dialed {
             return Ok(());
         }
-        let permit = self.shared.permits.clone().try_acquire_owned().map_err(|_| ReplicateError::TooManyConnections {
-            max: self.shared.config.max_connections,
-        })?;
+        let permit = self
+            .shared
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ReplicateError::TooManyConnections {
+                max: self.shared.config.max_connections,
+            })?;
         let timeout = self.shared.config.connect_timeout;
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(source)) => return Err(ReplicateError::Connect { addr, source }),
-            Err(_) => return Err(ReplicateError::ConnectTimeout { addr, secs: timeout.as_secs() }),
+            Err(_) => {
+                return Err(ReplicateError::ConnectTimeout {
+                    addr,
+                    secs: timeout.as_secs(),
+                })
+            }
         };
         self.shared.start_connection(stream, addr, true, permit);
         Ok(())
@@ -334,7 +379,11 @@ impl Node {
         let mut out: Vec<PeerInfo> = conns
             .values()
             .filter(|c| !c.state.is_closed())
-            .map(|c| PeerInfo { addr: c.addr, initiator: c.initiator, channels: c.channels.load(Ordering::Relaxed) })
+            .map(|c| PeerInfo {
+                addr: c.addr,
+                initiator: c.initiator,
+                channels: c.channels.load(Ordering::Relaxed),
+            })
             .collect();
         out.sort_by_key(|p| (p.addr, p.initiator));
         out
@@ -357,7 +406,10 @@ impl Node {
     pub async fn shutdown(self) {
         self.shared.cancel.cancel();
         let mut tasks = std::mem::take(&mut *self.shared.tasks.lock());
-        let drained = tokio::time::timeout(Duration::from_secs(5), async { while tasks.join_next().await.is_some() {} }).await;
+        let drained = tokio::time::timeout(Duration::from_secs(5), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
         if drained.is_err() {
             tracing::warn!("replication tasks did not stop within 5 s; aborting them");
             tasks.abort_all();
@@ -374,7 +426,10 @@ impl Drop for Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("local_addr", &self.local_addr).field("archives", &self.archives().len()).finish()
+        f.debug_struct("Node")
+            .field("local_addr", &self.local_addr)
+            .field("archives", &self.archives().len())
+            .finish()
     }
 }
 
@@ -387,7 +442,9 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         match accepted {
             Ok((stream, addr)) => match shared.permits.clone().try_acquire_owned() {
                 Ok(permit) => shared.start_connection(stream, addr, false, permit),
-                Err(_) => tracing::warn!(peer = %addr, max = shared.config.max_connections, "refused a connection: too many connections"),
+                Err(_) => {
+                    tracing::warn!(peer = %addr, max = shared.config.max_connections, "refused a connection: too many connections")
+                }
             },
             Err(e) => {
                 // Out of descriptors and the like: wait a little rather than spin.

@@ -98,7 +98,10 @@ impl Remote {
         if seq < self.contiguous {
             return true;
         }
-        self.ranges.range(..=seq).next_back().is_some_and(|(_, end)| seq < *end)
+        self.ranges
+            .range(..=seq)
+            .next_back()
+            .is_some_and(|(_, end)| seq < *end)
     }
 
     fn add_range(&mut self, start: u64, end: u64) {
@@ -107,7 +110,12 @@ impl Remote {
         }
         let (mut start, mut end) = (start.max(self.contiguous), end);
         // Merge with overlapping or touching neighbours.
-        let touching: Vec<u64> = self.ranges.range(..=end).filter(|(_, e)| **e >= start).map(|(s, _)| *s).collect();
+        let touching: Vec<u64> = self
+            .ranges
+            .range(..=end)
+            .filter(|(_, e)| **e >= start)
+            .map(|(s, _)| *s)
+            .collect();
         for s in touching {
             if let Some(e) = self.ranges.remove(&s) {
                 start = start.min(s);
@@ -136,7 +144,12 @@ impl Remote {
             }
             self.contiguous = start;
         }
-        let hit: Vec<(u64, u64)> = self.ranges.range(..end).filter(|(_, e)| **e > start).map(|(s, e)| (*s, *e)).collect();
+        let hit: Vec<(u64, u64)> = self
+            .ranges
+            .range(..end)
+            .filter(|(_, e)| **e > start)
+            .map(|(s, e)| (*s, *e))
+            .collect();
         for (s, e) in hit {
             self.ranges.remove(&s);
             if s < start {
@@ -160,7 +173,10 @@ struct Inflight {
     sent: Instant,
 }
 
-type ApplyJob = tokio::task::JoinHandle<(Vec<Inflight>, Result<Vec<Result<VerifiedProof, LogError>>, LogError>)>;
+type ApplyJob = tokio::task::JoinHandle<(
+    Vec<Inflight>,
+    Result<Vec<Result<VerifiedProof, LogError>>, LogError>,
+)>;
 /// Answers, and the requests left for the next job once the byte budget was spent.
 type ServeJob = tokio::task::JoinHandle<(Vec<Message>, Vec<Request>)>;
 
@@ -229,7 +245,13 @@ fn ancestor(seq: u64, levels: u32) -> u64 {
 }
 
 impl Replicator {
-    pub fn new(archive: Arc<ArchiveEntry>, conn: Arc<ConnState>, channel: Channel, window: usize, request_timeout: Duration) -> Self {
+    pub fn new(
+        archive: Arc<ArchiveEntry>,
+        conn: Arc<ConnState>,
+        channel: Channel,
+        window: usize,
+        request_timeout: Duration,
+    ) -> Self {
         let log = archive.log.clone();
         let status_rx = log.subscribe();
         Replicator {
@@ -241,7 +263,10 @@ impl Replicator {
             status_rx,
             window: window.max(1),
             request_timeout,
-            remote: Remote { uploading: true, ..Remote::default() },
+            remote: Remote {
+                uploading: true,
+                ..Remote::default()
+            },
             announced: None,
             announced_contiguous: 0,
             next_id: 1,
@@ -347,9 +372,10 @@ impl Replicator {
     fn check_timeouts(&self) -> Result<(), Stop> {
         let oldest = self.inflight.values().map(|r| r.sent).min();
         match oldest {
-            Some(t) if t.elapsed() > self.request_timeout => {
-                Err(Stop::Peer(format!("left a request unanswered for {} s", self.request_timeout.as_secs())))
-            }
+            Some(t) if t.elapsed() > self.request_timeout => Err(Stop::Peer(format!(
+                "left a request unanswered for {} s",
+                self.request_timeout.as_secs()
+            ))),
             _ => Ok(()),
         }
     }
@@ -358,7 +384,10 @@ impl Replicator {
         if messages.is_empty() {
             return Ok(());
         }
-        self.channel.send_batch(&messages).await.map_err(|_| Stop::Closed)
+        self.channel
+            .send_batch(&messages)
+            .await
+            .map_err(|_| Stop::Closed)
     }
 
     fn sync_message(&self, status: &LogStatus) -> Synchronize {
@@ -368,7 +397,8 @@ impl Replicator {
             length: status.length,
             remote_length: if same_fork { self.remote.length } else { 0 },
             // As in JS `_canUpgrade`: an upgrade from the peer's length can be proven.
-            can_upgrade: same_fork && (self.remote.length == 0 || self.remote.length < status.length),
+            can_upgrade: same_fork
+                && (self.remote.length == 0 || self.remote.length < status.length),
             uploading: true,
             downloading: !self.writable,
         }
@@ -383,7 +413,11 @@ impl Replicator {
             self.announced = Some((status.fork, status.length));
         }
         if status.contiguous > 0 && status.contiguous != self.announced_contiguous {
-            msgs.push(Message::Range(Range { drop: false, start: 0, length: status.contiguous }));
+            msgs.push(Message::Range(Range {
+                drop: false,
+                start: 0,
+                length: status.contiguous,
+            }));
             self.announced_contiguous = status.contiguous;
         }
         self.send(msgs).await
@@ -431,7 +465,8 @@ impl Replicator {
     }
 
     async fn on_sync(&mut self, s: Synchronize) -> Result<(), Stop> {
-        let changed = !self.remote.synced || s.length != self.remote.length || s.fork != self.remote.fork;
+        let changed =
+            !self.remote.synced || s.length != self.remote.length || s.fork != self.remote.fork;
         self.remote.synced = true;
         if s.fork != self.remote.fork {
             self.remote.contiguous = 0;
@@ -447,13 +482,16 @@ impl Replicator {
             // Acknowledge the peer's length: JS asks for an upgrade only once we have.
             let status = self.status();
             self.announced = Some((status.fork, status.length));
-            self.send(vec![Message::Synchronize(self.sync_message(&status))]).await?;
+            self.send(vec![Message::Synchronize(self.sync_message(&status))])
+                .await?;
         }
         Ok(())
     }
 
     fn on_no_data(&mut self, n: NoData) {
-        let Some(req) = self.inflight.remove(&n.request) else { return };
+        let Some(req) = self.inflight.remove(&n.request) else {
+            return;
+        };
         if let Some(seq) = req.block {
             self.release(seq);
             if self.unavailable.len() < MAX_UNAVAILABLE {
@@ -496,8 +534,18 @@ impl Replicator {
                     break;
                 }
                 // Requests for another fork, or for nothing, are refused; the rest answered at once.
-                let valid = |r: &Request| r.fork == fork && (r.block.is_some() || r.hash.is_some() || r.seek.is_some() || r.upgrade.is_some());
-                let asks: Vec<_> = chunk.iter().filter(|r| valid(r)).map(request_to_log).collect();
+                let valid = |r: &Request| {
+                    r.fork == fork
+                        && (r.block.is_some()
+                            || r.hash.is_some()
+                            || r.seek.is_some()
+                            || r.upgrade.is_some())
+                };
+                let asks: Vec<_> = chunk
+                    .iter()
+                    .filter(|r| valid(r))
+                    .map(request_to_log)
+                    .collect();
                 let mut proofs = log.proofs(&asks).into_iter();
                 for r in &chunk {
                     let answer = if valid(r) { proofs.next() } else { None };
@@ -520,8 +568,14 @@ impl Replicator {
 
     /// Sends answers in frames of about [`FRAME_BUDGET`] bytes.
     async fn send_answers(&mut self, answers: Vec<Message>) -> Result<(), Stop> {
-        let served = answers.iter().filter(|m| matches!(m, Message::Data(d) if d.block.is_some())).count();
-        self.archive.counters.uploaded.fetch_add(served as u64, Ordering::Relaxed);
+        let served = answers
+            .iter()
+            .filter(|m| matches!(m, Message::Data(d) if d.block.is_some()))
+            .count();
+        self.archive
+            .counters
+            .uploaded
+            .fetch_add(served as u64, Ordering::Relaxed);
         let mut chunk = Vec::new();
         let mut size = 0;
         for m in answers {
@@ -538,16 +592,23 @@ impl Replicator {
     /// Checks an answer against our request and queues it to be stored.
     fn on_data(&mut self, d: Data) -> Result<(), Stop> {
         // An answer to a request we no longer track (or never made) is dropped, as in JS.
-        let Some(req) = self.inflight.remove(&d.request) else { return Ok(()) };
+        let Some(req) = self.inflight.remove(&d.request) else {
+            return Ok(());
+        };
         let got_block = d.block.as_ref().map(|b| b.index);
         if got_block.is_some() && got_block != req.block {
-            return Err(Stop::Peer(format!("sent block {got_block:?} for a request for {:?}", req.block)));
+            return Err(Stop::Peer(format!(
+                "sent block {got_block:?} for a request for {:?}",
+                req.block
+            )));
         }
         if d.upgrade.is_some() && !req.upgrade {
             return Err(Stop::Peer("sent an upgrade nobody asked for".into()));
         }
         if d.hash.is_some() || d.seek.is_some() {
-            return Err(Stop::Peer("sent a hash or seek proof nobody asked for".into()));
+            return Err(Stop::Peer(
+                "sent a hash or seek proof nobody asked for".into(),
+            ));
         }
         // Parts asked for and not sent count as refused.
         if let Some(seq) = req.block.filter(|_| got_block.is_none()) {
@@ -563,7 +624,11 @@ impl Replicator {
         if got_block.is_none() && d.upgrade.is_none() {
             return Ok(());
         }
-        let got = Inflight { block: got_block, upgrade: d.upgrade.is_some(), ..req };
+        let got = Inflight {
+            block: got_block,
+            upgrade: d.upgrade.is_some(),
+            ..req
+        };
         let proof = data_to_proof(d).map_err(|e| Stop::Peer(e.to_string()))?;
         self.to_apply.push((got, proof));
         Ok(())
@@ -573,14 +638,23 @@ impl Replicator {
     fn start_apply(&mut self) -> ApplyJob {
         let mut batch = std::mem::take(&mut self.to_apply);
         // Upgrades first, then blocks in order: each block's proof may lean on the one before.
-        batch.sort_by_key(|(_, p)| (p.upgrade.is_none(), p.block.as_ref().map(|b| b.index).unwrap_or(0)));
+        batch.sort_by_key(|(_, p)| {
+            (
+                p.upgrade.is_none(),
+                p.block.as_ref().map(|b| b.index).unwrap_or(0),
+            )
+        });
         let (reqs, proofs): (Vec<Inflight>, Vec<Proof>) = batch.into_iter().unzip();
         let log = self.log.clone();
         tokio::task::spawn_blocking(move || (reqs, log.apply_proofs(&proofs)))
     }
 
     /// Releases what a stored batch settled and judges the proofs that failed.
-    fn on_applied(&mut self, reqs: Vec<Inflight>, results: Result<Vec<Result<VerifiedProof, LogError>>, LogError>) -> Result<(), Stop> {
+    fn on_applied(
+        &mut self,
+        reqs: Vec<Inflight>,
+        results: Result<Vec<Result<VerifiedProof, LogError>>, LogError>,
+    ) -> Result<(), Stop> {
         let results = results.map_err(|e| Stop::Local(format!("storing proofs failed: {e}")))?;
         for (req, result) in reqs.iter().zip(results) {
             if let Some(seq) = req.block {
@@ -592,7 +666,10 @@ impl Replicator {
             let e = match result {
                 Ok(v) => {
                     if v.block.is_some() {
-                        self.archive.counters.downloaded.fetch_add(1, Ordering::Relaxed);
+                        self.archive
+                            .counters
+                            .downloaded
+                            .fetch_add(1, Ordering::Relaxed);
                     }
                     continue;
                 }
@@ -607,13 +684,21 @@ impl Replicator {
                 e if peer_fault(&e) => {
                     if let (true, Some(seq)) = (req.optimistic, req.block) {
                         let anchor = ancestor(seq, req.nodes as u32);
-                        if self.log.node(anchor).map_err(|e| Stop::Local(e.to_string()))?.is_none() {
+                        if self
+                            .log
+                            .node(anchor)
+                            .map_err(|e| Stop::Local(e.to_string()))?
+                            .is_none()
+                        {
                             // The block before it did not arrive: ask again with the exact count.
                             self.exact.insert(seq);
                             continue;
                         }
                     }
-                    return Err(Stop::Peer(format!("proof for block {:?} failed verification: {e}", req.block)));
+                    return Err(Stop::Peer(format!(
+                        "proof for block {:?} failed verification: {e}",
+                        req.block
+                    )));
                 }
                 LogError::MissingNode { .. } => {
                     if let Some(seq) = req.block {
@@ -634,8 +719,13 @@ impl Replicator {
         let status = self.status();
         let head = self.log.head();
         // The signed head gives the mean block size; large blocks mean fewer requests in flight.
-        let mean = head.byte_length.checked_div(head.length).unwrap_or(0).max(1);
-        let window = ((WINDOW_BYTES / mean) as usize).clamp(MIN_WINDOW.min(self.window), self.window);
+        let mean = head
+            .byte_length
+            .checked_div(head.length)
+            .unwrap_or(0)
+            .max(1);
+        let window =
+            ((WINDOW_BYTES / mean) as usize).clamp(MIN_WINDOW.min(self.window), self.window);
         if self.inflight.len() >= window {
             return Ok(());
         }
@@ -643,7 +733,11 @@ impl Replicator {
         if !same_fork && status.length > 0 {
             if !self.warned_fork {
                 self.warned_fork = true;
-                tracing::warn!(local = status.fork, remote = self.remote.fork, "peer is on another fork; following forks is not implemented yet");
+                tracing::warn!(
+                    local = status.fork,
+                    remote = self.remote.fork,
+                    "peer is on another fork; following forks is not implemented yet"
+                );
             }
             return Ok(());
         }
@@ -669,11 +763,23 @@ impl Replicator {
                 block: block.map(|index| WireRequestBlock { index, nodes: 0 }),
                 hash: None,
                 seek: None,
-                upgrade: Some(WireRequestUpgrade { start: status.length, length: self.remote.length - status.length }),
+                upgrade: Some(WireRequestUpgrade {
+                    start: status.length,
+                    length: self.remote.length - status.length,
+                }),
                 manifest: false,
                 priority: 0,
             }));
-            self.inflight.insert(id, Inflight { block, upgrade: true, optimistic: false, nodes: 0, sent: now });
+            self.inflight.insert(
+                id,
+                Inflight {
+                    block,
+                    upgrade: true,
+                    optimistic: false,
+                    nodes: 0,
+                    sent: now,
+                },
+            );
         }
 
         let end = status.length.min(self.remote.length);
@@ -704,7 +810,9 @@ impl Replicator {
                 let root_levels = head
                     .roots
                     .iter()
-                    .find(|r| flat::left_span(r.index) <= 2 * seq && 2 * seq <= flat::right_span(r.index))
+                    .find(|r| {
+                        flat::left_span(r.index) <= 2 * seq && 2 * seq <= flat::right_span(r.index)
+                    })
                     .map(|r| flat::depth(r.index))
                     .unwrap_or(0);
                 let exact = self.exact.remove(&seq)
@@ -712,7 +820,9 @@ impl Replicator {
                     || self.prev_requested != Some(seq - 1)
                     || shared_levels >= root_levels;
                 let nodes = if exact {
-                    self.log.missing_nodes(seq).map_err(|e| Stop::Local(e.to_string()))?
+                    self.log
+                        .missing_nodes(seq)
+                        .map_err(|e| Stop::Local(e.to_string()))?
                 } else {
                     shared_levels as u64
                 };
@@ -727,7 +837,16 @@ impl Replicator {
                     manifest: false,
                     priority: 0,
                 }));
-                self.inflight.insert(id, Inflight { block: Some(seq), upgrade: false, optimistic: !exact, nodes, sent: now });
+                self.inflight.insert(
+                    id,
+                    Inflight {
+                        block: Some(seq),
+                        upgrade: false,
+                        optimistic: !exact,
+                        nodes,
+                        sent: now,
+                    },
+                );
                 self.prev_requested = Some(seq);
                 seq += 1;
             }
@@ -749,7 +868,10 @@ mod tests {
 
     #[test]
     fn remote_ranges_merge_and_drop() {
-        let mut r = Remote { length: 1000, ..Remote::default() };
+        let mut r = Remote {
+            length: 1000,
+            ..Remote::default()
+        };
         r.add_range(10, 20);
         r.add_range(30, 40);
         assert!(r.has(10) && r.has(19) && !r.has(20) && !r.has(5));

@@ -19,9 +19,14 @@ use std::task::{Context, Poll};
 use compact_encoding::CompactEncoding;
 use futures::{Sink, Stream};
 use hypercore_handshake::{Cipher, CipherEvent, CipherTrait};
-use hypercore_protocol::schema::{Cancel, Close, Data, NoData, Open, Range, Request, Synchronize, Unwant, Want};
+use hypercore_protocol::schema::{
+    Cancel, Close, Data, NoData, Open, Range, Request, Synchronize, Unwant, Want,
+};
 use hypercore_protocol::Message;
-use hypercore_schema::{DataBlock, DataHash, DataSeek, DataUpgrade, Node as WireNode, RequestBlock as WireRequestBlock, RequestUpgrade as WireRequestUpgrade};
+use hypercore_schema::{
+    DataBlock, DataHash, DataSeek, DataUpgrade, Node as WireNode, RequestBlock as WireRequestBlock,
+    RequestUpgrade as WireRequestUpgrade,
+};
 
 use crate::log::{self, proof::MAX_PROOF_NODES, Proof, ProofRequest, MAX_BLOCK_BYTES};
 use crate::replicate::frame::ConnState;
@@ -69,7 +74,10 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
         if self.remaining() < n {
-            return Err(bad(format!("message ends {} bytes early", n - self.remaining())));
+            return Err(bad(format!(
+                "message ends {} bytes early",
+                n - self.remaining()
+            )));
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -184,7 +192,12 @@ impl Guard {
         Ok(())
     }
 
-    fn control(&mut self, kind: u64, r: &mut Reader<'_>, out: &mut Vec<Parsed>) -> Result<(), WireError> {
+    fn control(
+        &mut self,
+        kind: u64,
+        r: &mut Reader<'_>,
+        out: &mut Vec<Parsed>,
+    ) -> Result<(), WireError> {
         match kind {
             1 => {
                 let channel = r.uint()?;
@@ -225,7 +238,10 @@ impl Guard {
             3 => {
                 let channel = r.uint()?;
                 if self.remote_channels.remove(&channel) {
-                    out.push(Parsed { channel: 0, message: Message::Close(Close { channel }) });
+                    out.push(Parsed {
+                        channel: 0,
+                        message: Message::Close(Close { channel }),
+                    });
                 }
             }
             _ => {}
@@ -233,7 +249,12 @@ impl Guard {
         Ok(())
     }
 
-    fn channel_message(&mut self, channel: u64, r: &mut Reader<'_>, out: &mut Vec<Parsed>) -> Result<(), WireError> {
+    fn channel_message(
+        &mut self,
+        channel: u64,
+        r: &mut Reader<'_>,
+        out: &mut Vec<Parsed>,
+    ) -> Result<(), WireError> {
         let kind = r.uint()?;
         let message = match kind {
             0 => {
@@ -251,16 +272,46 @@ impl Guard {
                 let flags = r.uint()?;
                 let id = r.uint()?;
                 let fork = r.uint()?;
-                let block = if flags & 1 != 0 { Some(WireRequestBlock { index: r.uint()?, nodes: r.uint()? }) } else { None };
-                let hash = if flags & 2 != 0 { Some(WireRequestBlock { index: r.uint()?, nodes: r.uint()? }) } else { None };
+                let block = if flags & 1 != 0 {
+                    Some(WireRequestBlock {
+                        index: r.uint()?,
+                        nodes: r.uint()?,
+                    })
+                } else {
+                    None
+                };
+                let hash = if flags & 2 != 0 {
+                    Some(WireRequestBlock {
+                        index: r.uint()?,
+                        nodes: r.uint()?,
+                    })
+                } else {
+                    None
+                };
                 if flags & 4 != 0 {
                     // Seeks are asked only of peers that announce support in their open message,
                     // which we do not.
                     return Err(bad("seek request to a peer that does not offer seeks"));
                 }
-                let upgrade = if flags & 8 != 0 { Some(WireRequestUpgrade { start: r.uint()?, length: r.uint()? }) } else { None };
+                let upgrade = if flags & 8 != 0 {
+                    Some(WireRequestUpgrade {
+                        start: r.uint()?,
+                        length: r.uint()?,
+                    })
+                } else {
+                    None
+                };
                 let priority = if flags & 32 != 0 { r.uint()? } else { 0 };
-                Message::Request(Request { id, fork, block, hash, seek: None, upgrade, manifest: flags & 16 != 0, priority })
+                Message::Request(Request {
+                    id,
+                    fork,
+                    block,
+                    hash,
+                    seek: None,
+                    upgrade,
+                    manifest: flags & 16 != 0,
+                    priority,
+                })
             }
             2 => Message::Cancel(Cancel { request: r.uint()? }),
             3 => {
@@ -270,12 +321,30 @@ impl Guard {
                 let block = if flags & 1 != 0 {
                     let index = r.uint()?;
                     let value = r.buffer(MAX_BLOCK_BYTES)?.to_vec();
-                    Some(DataBlock { index, value, nodes: r.nodes()? })
+                    Some(DataBlock {
+                        index,
+                        value,
+                        nodes: r.nodes()?,
+                    })
                 } else {
                     None
                 };
-                let hash = if flags & 2 != 0 { Some(DataHash { index: r.uint()?, nodes: r.nodes()? }) } else { None };
-                let seek = if flags & 4 != 0 { Some(DataSeek { bytes: r.uint()?, nodes: r.nodes()? }) } else { None };
+                let hash = if flags & 2 != 0 {
+                    Some(DataHash {
+                        index: r.uint()?,
+                        nodes: r.nodes()?,
+                    })
+                } else {
+                    None
+                };
+                let seek = if flags & 4 != 0 {
+                    Some(DataSeek {
+                        bytes: r.uint()?,
+                        nodes: r.nodes()?,
+                    })
+                } else {
+                    None
+                };
                 let upgrade = if flags & 8 != 0 {
                     let start = r.uint()?;
                     let length = r.uint()?;
@@ -285,17 +354,36 @@ impl Guard {
                     if !signature.is_empty() && signature.len() != 64 {
                         return Err(bad(format!("signature of {} bytes", signature.len())));
                     }
-                    Some(DataUpgrade { start, length, nodes, additional_nodes, signature })
+                    Some(DataUpgrade {
+                        start,
+                        length,
+                        nodes,
+                        additional_nodes,
+                        signature,
+                    })
                 } else {
                     None
                 };
                 // A manifest (flag 16) is only sent when asked for; compat cores have none and we
                 // never ask, so it is dropped with the rest of the message.
-                Message::Data(Data { request, fork, block, hash, seek, upgrade })
+                Message::Data(Data {
+                    request,
+                    fork,
+                    block,
+                    hash,
+                    seek,
+                    upgrade,
+                })
             }
             4 => Message::NoData(NoData { request: r.uint()? }),
-            5 => Message::Want(Want { start: r.uint()?, length: r.uint()? }),
-            6 => Message::Unwant(Unwant { start: r.uint()?, length: r.uint()? }),
+            5 => Message::Want(Want {
+                start: r.uint()?,
+                length: r.uint()?,
+            }),
+            6 => Message::Unwant(Unwant {
+                start: r.uint()?,
+                length: r.uint()?,
+            }),
             7 => {
                 let start = r.uint()?;
                 let n = r.len(MAX_BITFIELD_WORDS, 4)?;
@@ -310,7 +398,11 @@ impl Guard {
                 let flags = r.uint()?;
                 let start = r.uint()?;
                 let length = if flags & 2 != 0 { 1 } else { r.uint()? };
-                Message::Range(Range { drop: flags & 1 != 0, start, length })
+                Message::Range(Range {
+                    drop: flags & 1 != 0,
+                    start,
+                    length,
+                })
             }
             // Extensions, reorg hints and types added later: not used here.
             _ => return Ok(()),
@@ -329,7 +421,11 @@ pub fn encode_frames(messages: &[Parsed]) -> Result<Vec<Vec<u8>>, WireError> {
         match &p.message {
             Message::Open(_) | Message::Close(_) => {
                 flush_run(&mut run, &mut frames)?;
-                let prefix: [u8; 2] = if matches!(p.message, Message::Open(_)) { [0, 1] } else { [0, 3] };
+                let prefix: [u8; 2] = if matches!(p.message, Message::Open(_)) {
+                    [0, 1]
+                } else {
+                    [0, 3]
+                };
                 let mut f = prefix.to_vec();
                 f.extend(encode_message(&p.message)?);
                 frames.push(f);
@@ -342,9 +438,12 @@ pub fn encode_frames(messages: &[Parsed]) -> Result<Vec<Vec<u8>>, WireError> {
 }
 
 fn encode_message(m: &Message) -> Result<Vec<u8>, WireError> {
-    let size = m.encoded_size().map_err(|e| bad(format!("cannot encode: {e}")))?;
+    let size = m
+        .encoded_size()
+        .map_err(|e| bad(format!("cannot encode: {e}")))?;
     let mut buf = vec![0u8; size];
-    m.encode(&mut buf).map_err(|e| bad(format!("cannot encode: {e}")))?;
+    m.encode(&mut buf)
+        .map_err(|e| bad(format!("cannot encode: {e}")))?;
     Ok(buf)
 }
 
@@ -404,7 +503,13 @@ pub struct GuardedCipher {
 
 impl GuardedCipher {
     pub fn new(inner: Cipher, conn: Arc<ConnState>) -> Self {
-        GuardedCipher { inner, guard: Guard::default(), ready: VecDeque::new(), conn, handshake_done: false }
+        GuardedCipher {
+            inner,
+            guard: Guard::default(),
+            ready: VecDeque::new(),
+            conn,
+            handshake_done: false,
+        }
     }
 }
 
@@ -426,11 +531,18 @@ impl Stream for GuardedCipher {
             }
             match Pin::new(&mut this.inner).poll_next(cx) {
                 Poll::Ready(Some(CipherEvent::Message(frame))) => {
-                    match this.guard.parse_frame(&frame).and_then(|m| encode_frames(&m)) {
+                    match this
+                        .guard
+                        .parse_frame(&frame)
+                        .and_then(|m| encode_frames(&m))
+                    {
                         Ok(frames) => this.ready.extend(frames),
                         Err(e) => {
                             this.conn.fail(e.to_string());
-                            return Poll::Ready(Some(CipherEvent::ErrStuff(io::Error::new(io::ErrorKind::InvalidData, e))));
+                            return Poll::Ready(Some(CipherEvent::ErrStuff(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                e,
+                            ))));
                         }
                     }
                 }
@@ -496,10 +608,22 @@ impl CipherTrait for GuardedCipher {
 
 pub fn request_to_log(r: &Request) -> ProofRequest {
     ProofRequest {
-        block: r.block.as_ref().map(|b| log::RequestBlock { index: b.index, nodes: b.nodes }),
-        hash: r.hash.as_ref().map(|b| log::RequestBlock { index: b.index, nodes: b.nodes }),
-        seek: r.seek.as_ref().map(|s| log::RequestSeek { bytes: s.bytes, padding: 0 }),
-        upgrade: r.upgrade.as_ref().map(|u| log::RequestUpgrade { start: u.start, length: u.length }),
+        block: r.block.as_ref().map(|b| log::RequestBlock {
+            index: b.index,
+            nodes: b.nodes,
+        }),
+        hash: r.hash.as_ref().map(|b| log::RequestBlock {
+            index: b.index,
+            nodes: b.nodes,
+        }),
+        seek: r.seek.as_ref().map(|s| log::RequestSeek {
+            bytes: s.bytes,
+            padding: 0,
+        }),
+        upgrade: r.upgrade.as_ref().map(|u| log::RequestUpgrade {
+            start: u.start,
+            length: u.length,
+        }),
     }
 }
 
@@ -512,8 +636,16 @@ fn nodes_to_wire(nodes: &[log::Node]) -> Vec<WireNode> {
 }
 
 fn node_from_wire(n: &WireNode) -> Result<log::Node, WireError> {
-    let hash: [u8; 32] = n.hash.as_slice().try_into().map_err(|_| bad(format!("node hash of {} bytes", n.hash.len())))?;
-    Ok(log::Node { index: n.index, size: n.length, hash })
+    let hash: [u8; 32] = n
+        .hash
+        .as_slice()
+        .try_into()
+        .map_err(|_| bad(format!("node hash of {} bytes", n.hash.len())))?;
+    Ok(log::Node {
+        index: n.index,
+        size: n.length,
+        hash,
+    })
 }
 
 fn nodes_from_wire(nodes: &[WireNode]) -> Result<Vec<log::Node>, WireError> {
@@ -525,9 +657,19 @@ pub fn proof_to_data(request: u64, p: Proof) -> Data {
     Data {
         request,
         fork: p.fork,
-        block: p.block.map(|b| DataBlock { index: b.index, nodes: nodes_to_wire(&b.nodes), value: b.value }),
-        hash: p.hash.map(|h| DataHash { index: h.index, nodes: nodes_to_wire(&h.nodes) }),
-        seek: p.seek.map(|s| DataSeek { bytes: s.bytes, nodes: nodes_to_wire(&s.nodes) }),
+        block: p.block.map(|b| DataBlock {
+            index: b.index,
+            nodes: nodes_to_wire(&b.nodes),
+            value: b.value,
+        }),
+        hash: p.hash.map(|h| DataHash {
+            index: h.index,
+            nodes: nodes_to_wire(&h.nodes),
+        }),
+        seek: p.seek.map(|s| DataSeek {
+            bytes: s.bytes,
+            nodes: nodes_to_wire(&s.nodes),
+        }),
         upgrade: p.upgrade.map(|u| DataUpgrade {
             start: u.start,
             length: u.length,
@@ -543,15 +685,25 @@ pub fn data_to_proof(d: Data) -> Result<Proof, WireError> {
     Ok(Proof {
         fork: d.fork,
         block: match d.block {
-            Some(b) => Some(log::DataBlock { index: b.index, nodes: nodes_from_wire(&b.nodes)?, value: b.value }),
+            Some(b) => Some(log::DataBlock {
+                index: b.index,
+                nodes: nodes_from_wire(&b.nodes)?,
+                value: b.value,
+            }),
             None => None,
         },
         hash: match d.hash {
-            Some(h) => Some(log::DataHash { index: h.index, nodes: nodes_from_wire(&h.nodes)? }),
+            Some(h) => Some(log::DataHash {
+                index: h.index,
+                nodes: nodes_from_wire(&h.nodes)?,
+            }),
             None => None,
         },
         seek: match d.seek {
-            Some(s) => Some(log::DataSeek { bytes: s.bytes, nodes: nodes_from_wire(&s.nodes)? }),
+            Some(s) => Some(log::DataSeek {
+                bytes: s.bytes,
+                nodes: nodes_from_wire(&s.nodes)?,
+            }),
             None => None,
         },
         upgrade: match d.upgrade {
@@ -580,10 +732,17 @@ pub fn approx_size(m: &Message) -> usize {
     match m {
         Message::Data(d) => {
             let nodes = |n: &[WireNode]| n.len() * 42;
-            64 + d.block.as_ref().map(|b| b.value.len() + nodes(&b.nodes)).unwrap_or(0)
+            64 + d
+                .block
+                .as_ref()
+                .map(|b| b.value.len() + nodes(&b.nodes))
+                .unwrap_or(0)
                 + d.hash.as_ref().map(|h| nodes(&h.nodes)).unwrap_or(0)
                 + d.seek.as_ref().map(|s| nodes(&s.nodes)).unwrap_or(0)
-                + d.upgrade.as_ref().map(|u| 80 + nodes(&u.nodes) + nodes(&u.additional_nodes)).unwrap_or(0)
+                + d.upgrade
+                    .as_ref()
+                    .map(|u| 80 + nodes(&u.nodes) + nodes(&u.additional_nodes))
+                    .unwrap_or(0)
         }
         Message::Bitfield(b) => 16 + 4 * b.bitfield.len(),
         _ => 32,
@@ -605,13 +764,32 @@ mod tests {
         let nodata: &[u8] = &[4, 7, 1, 1];
         let range: &[u8] = &[8, 2, 9];
         let sync: &[u8] = &[0, 7, 0, 5, 3];
-        let f = frame(&[&[0, 0, 1], &[nodata.len() as u8], nodata, &[range.len() as u8], range, &[0, 2], &[sync.len() as u8], sync]);
+        let f = frame(&[
+            &[0, 0, 1],
+            &[nodata.len() as u8],
+            nodata,
+            &[range.len() as u8],
+            range,
+            &[0, 2],
+            &[sync.len() as u8],
+            sync,
+        ]);
         let got = Guard::default().parse_frame(&f).unwrap();
         assert_eq!(
             got,
             vec![
-                Parsed { channel: 1, message: Message::NoData(NoData { request: 7 }) },
-                Parsed { channel: 1, message: Message::Range(Range { drop: false, start: 9, length: 1 }) },
+                Parsed {
+                    channel: 1,
+                    message: Message::NoData(NoData { request: 7 })
+                },
+                Parsed {
+                    channel: 1,
+                    message: Message::Range(Range {
+                        drop: false,
+                        start: 9,
+                        length: 1
+                    })
+                },
                 Parsed {
                     channel: 2,
                     message: Message::Synchronize(Synchronize {
@@ -642,10 +820,19 @@ mod tests {
         open.push(0);
         open.extend([9u8; 32]);
         let sync: &[u8] = &[0, 6, 0, 5, 0];
-        let f = frame(&[&[0, 0, 0], &[open.len() as u8], &open, &[0, 1], &[sync.len() as u8], sync]);
+        let f = frame(&[
+            &[0, 0, 0],
+            &[open.len() as u8],
+            &open,
+            &[0, 1],
+            &[sync.len() as u8],
+            sync,
+        ]);
         let mut g = Guard::default();
         let got = g.parse_frame(&f).unwrap();
-        assert!(matches!(got[0].message, Message::Open(ref o) if o.channel == 1 && o.discovery_key == vec![7u8; 32]));
+        assert!(
+            matches!(got[0].message, Message::Open(ref o) if o.channel == 1 && o.discovery_key == vec![7u8; 32])
+        );
         let frames = encode_frames(&got).unwrap();
         assert_eq!(frames.len(), 2);
         assert_eq!(&frames[0][..2], &[0, 1]);
@@ -719,17 +906,30 @@ mod tests {
 
     fn node() -> impl proptest::strategy::Strategy<Value = WireNode> {
         use proptest::prelude::*;
-        (any::<u64>(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(i, s, h)| WireNode::new(i, h.to_vec(), s))
+        (any::<u64>(), any::<u64>(), any::<[u8; 32]>())
+            .prop_map(|(i, s, h)| WireNode::new(i, h.to_vec(), s))
     }
 
     fn message() -> impl proptest::strategy::Strategy<Value = Message> {
         use proptest::prelude::*;
         let nodes = || proptest::collection::vec(node(), 0..4);
         prop_oneof![
-            (any::<u64>(), any::<u64>(), any::<u64>(), any::<[bool; 3]>()).prop_map(|(fork, length, remote_length, f)| Message::Synchronize(
-                Synchronize { fork, length, remote_length, can_upgrade: f[0], uploading: f[1], downloading: f[2] }
-            )),
-            (any::<u64>(), any::<u64>(), proptest::option::of((any::<u64>(), any::<u64>())), proptest::option::of((any::<u64>(), any::<u64>())))
+            (any::<u64>(), any::<u64>(), any::<u64>(), any::<[bool; 3]>()).prop_map(
+                |(fork, length, remote_length, f)| Message::Synchronize(Synchronize {
+                    fork,
+                    length,
+                    remote_length,
+                    can_upgrade: f[0],
+                    uploading: f[1],
+                    downloading: f[2]
+                })
+            ),
+            (
+                any::<u64>(),
+                any::<u64>(),
+                proptest::option::of((any::<u64>(), any::<u64>())),
+                proptest::option::of((any::<u64>(), any::<u64>()))
+            )
                 .prop_map(|(id, fork, block, upgrade)| Message::Request(Request {
                     id,
                     fork,
@@ -740,40 +940,79 @@ mod tests {
                     manifest: false,
                     priority: 0,
                 })),
-            (any::<u64>(), any::<u64>(), proptest::option::of((any::<u64>(), proptest::collection::vec(any::<u8>(), 0..64), nodes())), proptest::option::of((any::<u64>(), any::<u64>(), nodes(), nodes(), any::<bool>())))
+            (
+                any::<u64>(),
+                any::<u64>(),
+                proptest::option::of((
+                    any::<u64>(),
+                    proptest::collection::vec(any::<u8>(), 0..64),
+                    nodes()
+                )),
+                proptest::option::of((any::<u64>(), any::<u64>(), nodes(), nodes(), any::<bool>()))
+            )
                 .prop_map(|(request, fork, block, upgrade)| Message::Data(Data {
                     request,
                     fork,
-                    block: block.map(|(index, value, nodes)| DataBlock { index, value, nodes }),
+                    block: block.map(|(index, value, nodes)| DataBlock {
+                        index,
+                        value,
+                        nodes
+                    }),
                     hash: None,
                     seek: None,
-                    upgrade: upgrade.map(|(start, length, nodes, additional_nodes, signed)| DataUpgrade {
-                        start,
-                        length,
-                        nodes,
-                        additional_nodes,
-                        signature: if signed { vec![7; 64] } else { vec![] },
+                    upgrade: upgrade.map(|(start, length, nodes, additional_nodes, signed)| {
+                        DataUpgrade {
+                            start,
+                            length,
+                            nodes,
+                            additional_nodes,
+                            signature: if signed { vec![7; 64] } else { vec![] },
+                        }
                     }),
                 })),
             any::<u64>().prop_map(|request| Message::NoData(NoData { request })),
             any::<u64>().prop_map(|request| Message::Cancel(Cancel { request })),
-            (any::<u64>(), 1u64..u64::MAX, any::<bool>()).prop_map(|(start, length, drop)| Message::Range(Range { drop, start, length })),
-            (any::<u64>(), proptest::collection::vec(any::<u32>(), 0..8)).prop_map(|(start, bitfield)| Message::Bitfield(
-                hypercore_protocol::schema::Bitfield { start, bitfield }
-            )),
-            (any::<u64>(), any::<u64>()).prop_map(|(start, length)| Message::Want(Want { start, length })),
+            (any::<u64>(), 1u64..u64::MAX, any::<bool>()).prop_map(|(start, length, drop)| {
+                Message::Range(Range {
+                    drop,
+                    start,
+                    length,
+                })
+            }),
+            (any::<u64>(), proptest::collection::vec(any::<u32>(), 0..8)).prop_map(
+                |(start, bitfield)| Message::Bitfield(hypercore_protocol::schema::Bitfield {
+                    start,
+                    bitfield
+                })
+            ),
+            (any::<u64>(), any::<u64>())
+                .prop_map(|(start, length)| Message::Want(Want { start, length })),
         ]
     }
 
     #[test]
     fn proof_round_trips_through_the_wire_types() {
-        let node = log::Node { index: 3, size: 9, hash: [5; 32] };
+        let node = log::Node {
+            index: 3,
+            size: 9,
+            hash: [5; 32],
+        };
         let p = Proof {
             fork: 2,
-            block: Some(log::DataBlock { index: 1, value: b"abc".to_vec(), nodes: vec![node] }),
+            block: Some(log::DataBlock {
+                index: 1,
+                value: b"abc".to_vec(),
+                nodes: vec![node],
+            }),
             hash: None,
             seek: None,
-            upgrade: Some(log::DataUpgrade { start: 0, length: 4, nodes: vec![node], additional_nodes: vec![], signature: Some([1; 64]) }),
+            upgrade: Some(log::DataUpgrade {
+                start: 0,
+                length: 4,
+                nodes: vec![node],
+                additional_nodes: vec![],
+                signature: Some([1; 64]),
+            }),
         };
         let d = proof_to_data(11, p.clone());
         assert_eq!(d.request, 11);

@@ -19,7 +19,14 @@ pub fn entry(i: u64) -> Vec<u8> {
 }
 
 pub fn writer(dir: &Path, kp: &KeyPair) -> Arc<Log> {
-    Arc::new(Log::open(&DiskStorage::new(dir), kp.public(), Access::Writer(kp.clone())).expect("open writer"))
+    Arc::new(
+        Log::open(
+            &DiskStorage::new(dir),
+            kp.public(),
+            Access::Writer(kp.clone()),
+        )
+        .expect("open writer"),
+    )
 }
 
 pub fn replica(dir: &Path, kp: &KeyPair) -> Arc<Log> {
@@ -39,13 +46,24 @@ pub fn fill(log: &Log, from: u64, to: u64) {
 }
 
 /// Waits until the log's status satisfies `cond`, or panics after `secs` seconds.
-pub async fn wait_status(log: &Log, secs: u64, what: &str, cond: impl Fn(&LogStatus) -> bool) -> LogStatus {
+pub async fn wait_status(
+    log: &Log,
+    secs: u64,
+    what: &str,
+    cond: impl Fn(&LogStatus) -> bool,
+) -> LogStatus {
     let mut rx = log.subscribe();
-    let got = match tokio::time::timeout(Duration::from_secs(secs), rx.wait_for(|s| cond(s))).await {
+    let got = match tokio::time::timeout(Duration::from_secs(secs), rx.wait_for(|s| cond(s))).await
+    {
         Ok(Ok(s)) => Some(*s),
         _ => None,
     };
-    got.unwrap_or_else(|| panic!("timed out after {secs} s waiting for {what}; log is at {:?}", log.info()))
+    got.unwrap_or_else(|| {
+        panic!(
+            "timed out after {secs} s waiting for {what}; log is at {:?}",
+            log.info()
+        )
+    })
 }
 
 /// Polls `cond` every 10 ms until it holds, or panics after `secs` seconds.
@@ -61,30 +79,58 @@ pub async fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
 
 /// Runs a future with a deadline.
 pub async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(secs), f).await.unwrap_or_else(|_| panic!("timed out after {secs} s: {what}"))
+    tokio::time::timeout(Duration::from_secs(secs), f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {secs} s: {what}"))
 }
 
 pub async fn listening_node() -> Node {
-    Node::start(NodeConfig { listen: Some("127.0.0.1:0".parse().expect("addr")), ..NodeConfig::default() })
-        .await
-        .expect("start node")
+    Node::start(NodeConfig {
+        listen: Some("127.0.0.1:0".parse().expect("addr")),
+        ..NodeConfig::default()
+    })
+    .await
+    .expect("start node")
 }
 
 pub async fn dialing_node() -> Node {
-    Node::start(NodeConfig::default()).await.expect("start node")
+    Node::start(NodeConfig::default())
+        .await
+        .expect("start node")
 }
 
 /// Asserts two logs hold the same signed head and the same entries.
 pub fn assert_same(a: &Log, b: &Log) {
     let (ia, ib) = (a.info(), b.info());
-    assert_eq!((ia.fork, ia.length, ia.byte_length, ia.tree_hash, ia.signature), (ib.fork, ib.length, ib.byte_length, ib.tree_hash, ib.signature));
+    assert_eq!(
+        (
+            ia.fork,
+            ia.length,
+            ia.byte_length,
+            ia.tree_hash,
+            ia.signature
+        ),
+        (
+            ib.fork,
+            ib.length,
+            ib.byte_length,
+            ib.tree_hash,
+            ib.signature
+        )
+    );
     assert_eq!(ia.contiguous, ia.length);
-    assert_eq!(a.read_range(0, ia.length).expect("read a"), b.read_range(0, ib.length).expect("read b"));
+    assert_eq!(
+        a.read_range(0, ia.length).expect("read a"),
+        b.read_range(0, ib.length).expect("read b")
+    );
 }
 
 /// Installs a tracing subscriber once when `RUST_LOG` is set.
 pub fn trace() {
     if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
     }
 }

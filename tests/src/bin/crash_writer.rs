@@ -34,8 +34,14 @@ fn main() -> ExitCode {
                 for n in 0u64.. {
                     // Sizes vary so entries straddle the storage's block boundaries differently.
                     let pad = "x".repeat(((n * 37 + thread as u64 * 101) % 900) as usize);
-                    let status = Status::new(format!("writer {thread} status {n} {pad}"), Timestamp::now());
-                    let file = File::Status { id: StatusId::now(), status };
+                    let status = Status::new(
+                        format!("writer {thread} status {n} {pad}"),
+                        Timestamp::now(),
+                    );
+                    let file = File::Status {
+                        id: StatusId::now(),
+                        status,
+                    };
                     let bytes = match file.to_entry().and_then(|entry| entry.encode_checked()) {
                         Ok(bytes) => bytes,
                         Err(err) => fail(&format!("cannot encode a status: {err}")),
@@ -43,7 +49,10 @@ fn main() -> ExitCode {
                     // The log itself, not the archive view: the view would fold every earlier
                     // entry first, and this is about what the log keeps.
                     match log.append(&bytes) {
-                        Ok(seq) => say(&format!("acked {seq} {}", hex::encode(crypto::leaf_hash(&bytes)))),
+                        Ok(seq) => say(&format!(
+                            "acked {seq} {}",
+                            hex::encode(crypto::leaf_hash(&bytes))
+                        )),
                         Err(err) => fail(&format!("append failed: {err}")),
                     }
                 }

@@ -19,7 +19,10 @@ fn main() -> ExitCode {
         }
     };
     let mut out = std::io::stdout().lock();
-    if writeln!(out, "locked {}", std::process::id()).and_then(|()| out.flush()).is_err() {
+    if writeln!(out, "locked {}", std::process::id())
+        .and_then(|()| out.flush())
+        .is_err()
+    {
         return ExitCode::from(1);
     }
     // Blocks until the test closes our stdin (or dies); the lock goes with this process.

@@ -31,8 +31,20 @@ fn too_large_block_is_refused_and_nothing_changes() {
     let log = filled(&disk, &kp, 3);
     let before = log.info();
     let big = vec![7u8; MAX_BLOCK_BYTES + 1];
-    assert_eq!(log.append(&big), Err(LogError::TooLarge { size: MAX_BLOCK_BYTES + 1, max: MAX_BLOCK_BYTES }));
-    assert_eq!(log.append_batch(&[b"ok", &big]), Err(LogError::TooLarge { size: MAX_BLOCK_BYTES + 1, max: MAX_BLOCK_BYTES }));
+    assert_eq!(
+        log.append(&big),
+        Err(LogError::TooLarge {
+            size: MAX_BLOCK_BYTES + 1,
+            max: MAX_BLOCK_BYTES
+        })
+    );
+    assert_eq!(
+        log.append_batch(&[b"ok", &big]),
+        Err(LogError::TooLarge {
+            size: MAX_BLOCK_BYTES + 1,
+            max: MAX_BLOCK_BYTES
+        })
+    );
     assert_eq!(log.info(), before);
     assert_eq!(log.append(b"after").unwrap(), 3);
 }
@@ -71,16 +83,35 @@ fn for_each_and_read_range_cover_ranges_and_chunks() {
         log.append_batch(&refs).unwrap();
     }
     check(&log, &expected);
-    for (start, end) in [(0, 1), (17, 18), (4095, 4097), (100, 4300), (4999, 5000), (3, 3), (9, 2), (4990, 99_999)] {
-        let want: Vec<Vec<u8>> = (start..end.min(n)).map(|s| expected[s as usize].clone()).collect();
-        assert_eq!(log.read_range(start, end).unwrap(), want, "read_range({start}, {end})");
+    for (start, end) in [
+        (0, 1),
+        (17, 18),
+        (4095, 4097),
+        (100, 4300),
+        (4999, 5000),
+        (3, 3),
+        (9, 2),
+        (4990, 99_999),
+    ] {
+        let want: Vec<Vec<u8>> = (start..end.min(n))
+            .map(|s| expected[s as usize].clone())
+            .collect();
+        assert_eq!(
+            log.read_range(start, end).unwrap(),
+            want,
+            "read_range({start}, {end})"
+        );
         let mut got = Vec::new();
         log.for_each(start, end, |seq, b| {
             got.push((seq, b.to_vec()));
             Ok(())
         })
         .unwrap();
-        let want_seq: Vec<(u64, Vec<u8>)> = want.into_iter().enumerate().map(|(i, b)| (start + i as u64, b)).collect();
+        let want_seq: Vec<(u64, Vec<u8>)> = want
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| (start + i as u64, b))
+            .collect();
         assert_eq!(got, want_seq, "for_each({start}, {end})");
     }
     // The callback's error stops the scan and comes back unchanged.
@@ -118,8 +149,18 @@ fn reopen_keeps_everything() {
     let view = Log::open(&disk, kp.public(), Access::View).unwrap();
     check(&view, &expected);
     assert!(!view.writable());
-    assert_eq!(view.append(b"x"), Err(LogError::ReadOnly { archive: kp.public().to_hex() }));
-    assert_eq!(view.truncate(1), Err(LogError::ReadOnly { archive: kp.public().to_hex() }));
+    assert_eq!(
+        view.append(b"x"),
+        Err(LogError::ReadOnly {
+            archive: kp.public().to_hex()
+        })
+    );
+    assert_eq!(
+        view.truncate(1),
+        Err(LogError::ReadOnly {
+            archive: kp.public().to_hex()
+        })
+    );
     let replica_view = Log::open(&disk, kp.public(), Access::Replica).unwrap();
     check(&replica_view, &expected);
 }
@@ -128,7 +169,10 @@ fn reopen_keeps_everything() {
 fn open_refuses_a_key_pair_for_another_key() {
     let disk = SimDisk::new();
     let err = Log::open(&disk, keypair(1).public(), Access::Writer(keypair(2))).unwrap_err();
-    assert!(matches!(err, LogError::Key(KeyError::Mismatch(_))), "{err:?}");
+    assert!(
+        matches!(err, LogError::Key(KeyError::Mismatch(_))),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -136,13 +180,25 @@ fn open_refuses_files_of_another_archive() {
     let disk = SimDisk::new();
     filled(&disk, &keypair(1), 3);
     let err = Log::open(&disk, keypair(2).public(), Access::View).unwrap_err();
-    assert!(matches!(err, LogError::Corrupt { seq: None, .. }), "{err:?}");
+    assert!(
+        matches!(err, LogError::Corrupt { seq: None, .. }),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn a_view_of_missing_files_is_an_io_error() {
     let err = Log::open(&SimDisk::new(), keypair(1).public(), Access::View).unwrap_err();
-    assert!(matches!(err, LogError::Io { kind: io::ErrorKind::NotFound, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            LogError::Io {
+                kind: io::ErrorKind::NotFound,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -153,7 +209,13 @@ fn truncate_bumps_fork_and_later_appends_replace_the_cut_entries() {
     let mut expected: Vec<Vec<u8>> = (0..30).map(block).collect();
     let before = log.info();
 
-    assert_eq!(log.truncate(31), Err(LogError::BadTruncate { requested: 31, length: 30 }));
+    assert_eq!(
+        log.truncate(31),
+        Err(LogError::BadTruncate {
+            requested: 31,
+            length: 30
+        })
+    );
     assert_eq!(log.info(), before);
 
     log.truncate(13).unwrap();
@@ -180,7 +242,10 @@ fn truncate_bumps_fork_and_later_appends_replace_the_cut_entries() {
     check(&log, &expected);
 
     log.truncate(0).unwrap();
-    assert_eq!((log.info().fork, log.len(), log.info().byte_length), (3, 0, 0));
+    assert_eq!(
+        (log.info().fork, log.len(), log.info().byte_length),
+        (3, 0, 0)
+    );
     check(&log, &[]);
     assert_eq!(log.append(b"fresh").unwrap(), 0);
     drop(log);
@@ -234,7 +299,10 @@ fn a_read_that_raced_a_truncate_cannot_vouch_for_old_nodes() {
     let kp = keypair(8);
     let log = filled(&disk, &kp, 64);
     let old_fork = log.info().fork;
-    let old: Vec<(u64, Hash)> = (0..127).filter_map(|i| log.node(i).unwrap()).map(|n| (n.index, n.hash)).collect();
+    let old: Vec<(u64, Hash)> = (0..127)
+        .filter_map(|i| log.node(i).unwrap())
+        .map(|n| (n.index, n.hash))
+        .collect();
     log.truncate(5).unwrap();
     let mut expected: Vec<Vec<u8>> = (0..5).map(block).collect();
     for i in 5..64 {
@@ -251,7 +319,8 @@ fn poke_node(disk: &SimDisk, index: u64, edit: impl FnOnce(&mut Node)) {
     let tree = disk.open("tree", false).unwrap();
     let mut node = read_node(&*tree, index, "test").unwrap().unwrap();
     edit(&mut node);
-    tree.write_all_at(&encode_node(&node), NODES_OFFSET + index * NODE_BYTES).unwrap();
+    tree.write_all_at(&encode_node(&node), NODES_OFFSET + index * NODE_BYTES)
+        .unwrap();
 }
 
 #[test]
@@ -303,9 +372,15 @@ fn reads_survive_node_sizes_that_overflow() {
     poke_node(&disk, 19, |n| n.size = u64::MAX - 5);
     for seq in [15, 13, 11] {
         let err = log.get(seq).unwrap_err();
-        assert!(matches!(err, LogError::Corrupt { seq: Some(s), .. } if s == seq), "{err:?}");
+        assert!(
+            matches!(err, LogError::Corrupt { seq: Some(s), .. } if s == seq),
+            "{err:?}"
+        );
     }
     let err = log.read_range(12, 16).unwrap_err();
-    assert!(matches!(err, LogError::Corrupt { seq: Some(12), .. }), "{err:?}");
+    assert!(
+        matches!(err, LogError::Corrupt { seq: Some(12), .. }),
+        "{err:?}"
+    );
     assert_eq!(log.get(3).unwrap(), block(3));
 }

@@ -23,27 +23,74 @@ fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let kp = keypair(30);
         let writer = filled(&SimDisk::new(), &kp, 10);
-        let at_ten = writer.proof(&ProofRequest { upgrade: Some(RequestUpgrade { start: 0, length: 10 }), ..Default::default() }).unwrap();
+        let at_ten = writer
+            .proof(&ProofRequest {
+                upgrade: Some(RequestUpgrade {
+                    start: 0,
+                    length: 10,
+                }),
+                ..Default::default()
+            })
+            .unwrap();
         for i in 10..23 {
             writer.append(&block(i)).unwrap();
         }
-        let up = Some(RequestUpgrade { start: 10, length: 13 });
+        let up = Some(RequestUpgrade {
+            start: 10,
+            length: 13,
+        });
         let reqs = [
-            ProofRequest { upgrade: up, ..Default::default() },
-            ProofRequest { block: Some(RequestBlock { index: 5, nodes: 2 }), ..Default::default() },
-            ProofRequest { block: Some(RequestBlock { index: 8, nodes: 1 }), ..Default::default() },
-            ProofRequest { block: Some(RequestBlock { index: 16, nodes: 0 }), upgrade: up, ..Default::default() },
-            ProofRequest { block: Some(RequestBlock { index: 6, nodes: 2 }), upgrade: up, ..Default::default() },
-            ProofRequest { hash: Some(RequestBlock { index: 9, nodes: 1 }), ..Default::default() },
-            ProofRequest { seek: Some(RequestSeek { bytes: 300, padding: 0 }), upgrade: up, ..Default::default() },
+            ProofRequest {
+                upgrade: up,
+                ..Default::default()
+            },
+            ProofRequest {
+                block: Some(RequestBlock { index: 5, nodes: 2 }),
+                ..Default::default()
+            },
+            ProofRequest {
+                block: Some(RequestBlock { index: 8, nodes: 1 }),
+                ..Default::default()
+            },
+            ProofRequest {
+                block: Some(RequestBlock {
+                    index: 16,
+                    nodes: 0,
+                }),
+                upgrade: up,
+                ..Default::default()
+            },
+            ProofRequest {
+                block: Some(RequestBlock { index: 6, nodes: 2 }),
+                upgrade: up,
+                ..Default::default()
+            },
+            ProofRequest {
+                hash: Some(RequestBlock { index: 9, nodes: 1 }),
+                ..Default::default()
+            },
+            ProofRequest {
+                seek: Some(RequestSeek {
+                    bytes: 300,
+                    padding: 0,
+                }),
+                upgrade: up,
+                ..Default::default()
+            },
         ];
-        let fx = Fixture { kp, writer, at_ten, good: Vec::new() };
+        let fx = Fixture {
+            kp,
+            writer,
+            at_ten,
+            good: Vec::new(),
+        };
         let good = reqs
             .iter()
             .map(|r| {
                 let p = fx.writer.proof(r).unwrap_or_else(|e| panic!("{r:?}: {e}"));
                 let (_d, t) = fx.target();
-                t.apply_proof(&p).unwrap_or_else(|e| panic!("good proof for {r:?} refused: {e}"));
+                t.apply_proof(&p)
+                    .unwrap_or_else(|e| panic!("good proof for {r:?} refused: {e}"));
                 p
             })
             .collect();
@@ -57,7 +104,13 @@ impl Fixture {
         let log = Log::open(&disk, self.kp.public(), Access::Replica).unwrap();
         log.apply_proof(&self.at_ten).unwrap();
         for seq in 0..4 {
-            let p = self.writer.proof(&ProofRequest { block: Some(RequestBlock { index: seq, nodes: missing_nodes(&log, seq) }), ..Default::default() });
+            let p = self.writer.proof(&ProofRequest {
+                block: Some(RequestBlock {
+                    index: seq,
+                    nodes: missing_nodes(&log, seq),
+                }),
+                ..Default::default()
+            });
             log.apply_proof(&p.unwrap()).unwrap();
         }
         assert_eq!(log.info().contiguous, 4);
@@ -82,7 +135,10 @@ fn apply_and_check(proof: &Proof) -> Result<(), TestCaseError> {
             prop_assert!(after.length >= info.length);
             prop_assert_eq!(after.fork, fx.writer.info().fork);
             let wrote = fx.writer.proof(&ProofRequest {
-                upgrade: Some(RequestUpgrade { start: 0, length: after.length }),
+                upgrade: Some(RequestUpgrade {
+                    start: 0,
+                    length: after.length,
+                }),
                 ..Default::default()
             });
             prop_assert!(wrote.is_ok());
@@ -97,7 +153,12 @@ fn apply_and_check(proof: &Proof) -> Result<(), TestCaseError> {
 }
 
 fn node() -> impl Strategy<Value = Node> {
-    (0u64..80, prop_oneof![0u64..500, any::<u64>()], any::<[u8; 32]>()).prop_map(|(index, size, hash)| Node { index, size, hash })
+    (
+        0u64..80,
+        prop_oneof![0u64..500, any::<u64>()],
+        any::<[u8; 32]>(),
+    )
+        .prop_map(|(index, size, hash)| Node { index, size, hash })
 }
 
 /// Proofs of any shape with small indexes, so they get past the range checks.
@@ -113,19 +174,31 @@ fn small_proof() -> impl Strategy<Value = Proof> {
         prop::option::of((0u64..40, prop::collection::vec(any::<u8>(), 0..64), nodes())),
         prop::option::of((0u64..80, nodes())),
         prop::option::of((0u64..2000, nodes())),
-        prop::option::of((0u64..30, prop_oneof![0u64..30, any::<u64>()], nodes(), nodes(), sig)),
+        prop::option::of((
+            0u64..30,
+            prop_oneof![0u64..30, any::<u64>()],
+            nodes(),
+            nodes(),
+            sig,
+        )),
     )
         .prop_map(|(fork, block, hash, seek, upgrade)| Proof {
             fork,
-            block: block.map(|(index, value, nodes)| DataBlock { index, value, nodes }),
+            block: block.map(|(index, value, nodes)| DataBlock {
+                index,
+                value,
+                nodes,
+            }),
             hash: hash.map(|(index, nodes)| DataHash { index, nodes }),
             seek: seek.map(|(bytes, nodes)| DataSeek { bytes, nodes }),
-            upgrade: upgrade.map(|(start, length, nodes, additional_nodes, signature)| DataUpgrade {
-                start,
-                length,
-                nodes,
-                additional_nodes,
-                signature,
+            upgrade: upgrade.map(|(start, length, nodes, additional_nodes, signature)| {
+                DataUpgrade {
+                    start,
+                    length,
+                    nodes,
+                    additional_nodes,
+                    signature,
+                }
             }),
         })
 }
@@ -133,7 +206,11 @@ fn small_proof() -> impl Strategy<Value = Proof> {
 /// A fixed seed, so every run tries the same cases; `PROPTEST_RNG_SEED=<n>` (or
 /// `PROPTEST_CASES`) explores others.
 fn config() -> ProptestConfig {
-    let mut config = ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() };
+    let mut config = ProptestConfig {
+        cases: 128,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
     if matches!(config.rng_seed, RngSeed::Random) {
         config.rng_seed = RngSeed::Fixed(0x4652_4954);
     }
