@@ -271,3 +271,225 @@ impl Drop for Run {
         }
     }
 }
+
+/// A `fritter` process left running (`fritter sync`, `fritter serve`): killed when dropped, its
+/// output kept in files and printed if the test fails meanwhile.
+pub struct Daemon {
+    child: Child,
+    logs: TempDir,
+    pub command: String,
+}
+
+impl Fritter {
+    /// Starts `fritter --data-dir <dir> <args>` in the background.
+    pub fn start<I, S>(&self, args: I) -> Daemon
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let logs = tempfile::tempdir().expect("a temp dir for logs");
+        let mut cmd = Command::new(fritter_bin());
+        cmd.arg("--data-dir").arg(self.data_dir()).args(args);
+        cmd.env_remove("FRITTER_DATA_DIR")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(logs.path().join("stdout")).expect("log file"))
+            .stderr(std::fs::File::create(logs.path().join("stderr")).expect("log file"));
+        let child = spawn(&mut cmd).unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Daemon {
+            child,
+            logs,
+            command: format!("{cmd:?}"),
+        }
+    }
+}
+
+impl Daemon {
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.logs.path().join("stderr")).unwrap_or_default()
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.logs.path().join("stdout")).unwrap_or_default()
+    }
+
+    /// Waits until `cond` holds (checked every 50 ms), or panics after `secs` with the output.
+    #[track_caller]
+    pub fn wait_until(&mut self, secs: u64, what: &str, mut cond: impl FnMut(&Daemon) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if cond(self) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited ({status}) while waiting for {what}", self.command);
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("{what} did not happen within {secs} s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        // SAFETY: kill only sends a signal to our own child.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- daemon: {}\n--- stdout:\n{}\n--- stderr:\n{}",
+                self.command,
+                self.stdout(),
+                self.stderr()
+            );
+        }
+    }
+}
+
+/// The `fritter-crawler` binary, built once per test run like [`fritter_bin`].
+pub fn crawler_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let fritter = fritter_bin();
+        let profile_dir = fritter.parent().expect("a profile directory");
+        let target_dir = profile_dir.parent().expect("a target directory");
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("tests/ is in the workspace");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+        let mut build = Command::new(cargo);
+        build.current_dir(workspace).args([
+            "build",
+            "--quiet",
+            "-p",
+            "fritter-crawler",
+            "--bin",
+            "fritter-crawler",
+        ]);
+        build.env("CARGO_TARGET_DIR", target_dir);
+        match profile_dir.file_name().and_then(OsStr::to_str) {
+            Some("debug") | None => {}
+            Some("release") => {
+                build.arg("--release");
+            }
+            Some(other) => {
+                build.args(["--profile", other]);
+            }
+        }
+        let status = build.status().expect("cargo runs");
+        assert!(
+            status.success(),
+            "building fritter-crawler failed: {status}"
+        );
+        let bin = profile_dir.join("fritter-crawler");
+        assert!(bin.exists(), "{} was not built", bin.display());
+        bin
+    })
+}
+
+/// A running `fritter-crawler` (serving), killed when dropped, its output printed if the test
+/// fails meanwhile.
+pub struct CrawlerProcess {
+    child: Child,
+    logs: TempDir,
+    /// `http://127.0.0.1:PORT`, as the crawler printed it.
+    pub base: String,
+    pub command: String,
+}
+
+impl CrawlerProcess {
+    /// Starts `fritter-crawler --data-dir <dir> --http 127.0.0.1:0 --listen 127.0.0.1:0 --no-dht
+    /// --no-mdns <args>`
+    /// and waits for it to print its HTTP address.
+    pub fn start<I, S>(data_dir: &Path, args: I) -> CrawlerProcess
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let logs = tempfile::tempdir().expect("a temp dir for logs");
+        let mut cmd = Command::new(crawler_bin());
+        cmd.arg("--data-dir")
+            .arg(data_dir)
+            .args(["--http", "127.0.0.1:0", "--listen", "127.0.0.1:0"])
+            // Tests never reach the internet: no public DHT, no LAN multicast.
+            .args(["--no-dht", "--no-mdns"])
+            .args(args)
+            .env_remove("FRITTER_CRAWLER_DATA_DIR")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(logs.path().join("stdout")).expect("log file"))
+            .stderr(std::fs::File::create(logs.path().join("stderr")).expect("log file"));
+        let child = spawn(&mut cmd).unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let mut p = CrawlerProcess {
+            child,
+            logs,
+            base: String::new(),
+            command: format!("{cmd:?}"),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let out = p.stdout();
+            if let Some(rest) = out.split("HTTP API on http://").nth(1) {
+                let addr = rest.split('/').next().expect("an address");
+                p.base = format!("http://{addr}");
+                return p;
+            }
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!("{} exited ({status}) before serving", p.command);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the crawler did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.logs.path().join("stdout")).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.logs.path().join("stderr")).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        // SAFETY: kill only sends a signal to our own child.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Drop for CrawlerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- crawler: {}\n--- stdout:\n{}\n--- stderr:\n{}",
+                self.command,
+                self.stdout(),
+                self.stderr()
+            );
+        }
+    }
+}

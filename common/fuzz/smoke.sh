@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 FUZZ_DIR=common/fuzz
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-30}"
-ALL_TARGETS="entry_decode proof_verify storage_open schema_validate path_and_url"
+ALL_TARGETS="entry_decode proof_verify storage_open schema_validate path_and_url wire_decode"
 TARGETS="${FUZZ_TARGETS:-$ALL_TARGETS}"
 SKIP=" ${FUZZ_SKIP:-} "
 

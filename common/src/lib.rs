@@ -24,3 +24,4 @@ pub mod log;
 pub mod model;
 pub mod replicate;
 pub mod store;
+pub mod swarm;

@@ -1,6 +1,18 @@
-//! The crawler: for now, validation of every archive held in a data directory (the first step
-//! of crawling: verify the log, then check every entry against the schema). Replication,
-//! indexing and the HTTP API build on this.
+//! The crawler: holds replicas of public archives, validates every entry, indexes statuses,
+//! profiles and follow lists in tantivy, and answers the views pure P2P cannot (mentions, whole
+//! threads, trending tags, search) over an HTTP API.
+//!
+//! - [`crawl`]: which archives are held and how more are learned; replication through the node.
+//! - [`ingest`]: the ingest thread, from logs to index, with per-archive checkpoints.
+//! - [`index`]: schema, tokenizer, query grammar and the queries behind each view.
+//! - [`api`]: the axum router, its limits and its OpenAPI document; [`serve`]: the server.
+//! - [`validate`]: the `check` command.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod api;
+pub mod config;
+pub mod crawl;
+pub mod index;
+pub mod ingest;
+pub mod serve;
 pub mod validate;

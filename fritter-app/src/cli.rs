@@ -4,6 +4,7 @@
 // user reads them, not as rustdoc's HTML and links.
 #![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -140,6 +141,82 @@ pub enum Command {
         /// A file written by `fritter export`
         file: PathBuf,
     },
+
+    /// Run your node and its web app: your archive and the ones you follow, kept in sync live
+    #[command(
+        after_help = "Open the printed address in a browser. While it runs, the other commands act through it.\n\
+Example: fritter serve --http 127.0.0.1:8473 --peer 192.168.1.20:7800"
+    )]
+    Serve {
+        /// Address of the web app and its JSON API (keep it on 127.0.0.1: it shows your feed)
+        #[arg(long, value_name = "HOST:PORT", default_value = crate::serve::DEFAULT_HTTP)]
+        http: SocketAddr,
+        #[command(flatten)]
+        net: NetArgs,
+        /// A crawler to ask for whole threads and for mentions from people you do not follow
+        #[arg(long, value_name = "URL")]
+        crawler: Option<String>,
+    },
+
+    /// Replicate your archive and the ones you follow with peers, and serve them to whoever asks
+    #[command(after_help = "Runs until ctrl-c; with --once, returns when caught up.\n\
+Peers are found on the BitTorrent DHT, on the local network (mDNS) and at the --peer addresses.\n\
+Example: fritter sync --once --peer crawler.example.org:7800")]
+    Sync {
+        #[command(flatten)]
+        net: NetArgs,
+        /// Return when every archive holds everything its peers announced
+        #[arg(long)]
+        once: bool,
+        /// With --once, give up after this many seconds
+        #[arg(long, default_value_t = 60, value_name = "SECS")]
+        timeout: u64,
+    },
+
+    /// Show the peers of the running `fritter sync` or `fritter serve`, and how far each archive is
+    Peers,
+
+    /// Print your feed: your statuses and those of the archives you follow, newest first
+    Feed {
+        /// How many statuses (1 to 100)
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=100))]
+        limit: u16,
+        /// Where to continue: the cursor printed after the previous page
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+}
+
+/// How the node reaches peers; shared by `fritter sync` and `fritter serve`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NetArgs {
+    /// Address to accept peers on (any free port on every interface when absent)
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// A peer to replicate with, kept connected; repeat for more
+    #[arg(long = "peer", value_name = "HOST:PORT")]
+    pub peers: Vec<String>,
+    /// Do not use the BitTorrent DHT
+    #[arg(long)]
+    pub no_dht: bool,
+    /// DHT bootstrap node instead of the public ones; repeat for more
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "no_dht")]
+    pub bootstrap: Vec<String>,
+    /// Do not look for peers on the local network (mDNS)
+    #[arg(long)]
+    pub no_mdns: bool,
+}
+
+impl NetArgs {
+    pub fn flags(&self) -> crate::sync::NetFlags {
+        crate::sync::NetFlags {
+            listen: self.listen,
+            peers: self.peers.clone(),
+            no_dht: self.no_dht,
+            no_mdns: self.no_mdns,
+            bootstrap: self.bootstrap.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -90,12 +90,17 @@ pub fn profile_name(app: &App, key: PublicKey) -> anyhow::Result<Option<String>>
 
 /// Adds an archive to `/follows.json`.
 pub fn follow(app: &App, input: &str) -> anyhow::Result<Followed> {
-    let url = archive_url(input)?;
     let own = app.store.open_own()?;
+    follow_in(app, &own, input)
+}
+
+/// Adds an archive to `own`'s `/follows.json` (`own` held open by the caller).
+pub fn follow_in(app: &App, own: &Archive, input: &str) -> anyhow::Result<Followed> {
+    let url = archive_url(input)?;
     if PublicKey::from(url.key()) == own.key() {
         bail!("{url} is your own archive; follow someone else's");
     }
-    let (mut follows, _) = read_follows(&own)?;
+    let (mut follows, _) = read_follows(own)?;
     let changed = !follows.urls.contains(&url);
     let entry = if changed {
         follows.urls.push(url.clone());
@@ -108,9 +113,14 @@ pub fn follow(app: &App, input: &str) -> anyhow::Result<Followed> {
 
 /// Removes an archive from `/follows.json`.
 pub fn unfollow(app: &App, input: &str) -> anyhow::Result<Followed> {
-    let url = archive_url(input)?;
     let own = app.store.open_own()?;
-    let (mut follows, _) = read_follows(&own)?;
+    unfollow_in(app, &own, input)
+}
+
+/// Removes an archive from `own`'s `/follows.json`.
+pub fn unfollow_in(app: &App, own: &Archive, input: &str) -> anyhow::Result<Followed> {
+    let url = archive_url(input)?;
+    let (mut follows, _) = read_follows(own)?;
     let before = follows.urls.len();
     follows.urls.retain(|u| *u != url);
     let changed = follows.urls.len() != before;
@@ -155,7 +165,7 @@ fn report(
 
 /// An archive's root URL from `hyper://<key>/` or a bare key; a file URL is refused rather than
 /// guessed at.
-fn archive_url(input: &str) -> anyhow::Result<ArchiveUrl> {
+pub fn archive_url(input: &str) -> anyhow::Result<ArchiveUrl> {
     let url = ArchiveUrl::parse_lenient(input)?;
     if !url.is_root() {
         bail!(

@@ -101,7 +101,17 @@ pub fn profile(
         });
     }
     let own = app.store.open_own()?;
-    let mut profile = match read_profile(&own)? {
+    profile_in(&own, name, bio)
+}
+
+/// Changes the fields given of `own`'s profile (`own` held open by the caller).
+pub fn profile_in(
+    own: &Archive,
+    name: Option<String>,
+    bio: Option<String>,
+) -> anyhow::Result<ProfileShown> {
+    let url = |archive: &Archive| ArchiveUrl::new(archive.key().into(), Profile::path());
+    let mut profile = match read_profile(own)? {
         Some((profile, _)) => profile,
         None if name.is_some() => Profile {
             name: String::new(),
@@ -121,7 +131,7 @@ pub fn profile(
     let file = File::Profile(profile);
     let entry = own.put_file(&file)?;
     Ok(ProfileShown {
-        url: url(&own),
+        url: url(own),
         profile: as_written(&file)?,
         entry,
         updated: true,

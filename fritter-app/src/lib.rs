@@ -24,7 +24,9 @@
 //! Modules: [`cli`] (commands and flags), [`config`] (the data directory), [`address`] (how
 //! commands name files), [`compose`] (building statuses, replies and likes), one module per
 //! group of commands ([`identity`], [`publish`], [`follows`], [`files`], [`backup`]), and
-//! [`output`] (text or JSON).
+//! [`output`] (text or JSON). `fritter serve` ([`serve`]) runs the node and the web app over an
+//! in-memory [`index`] of the own and followed archives, which [`views`] renders (also for
+//! `fritter feed`, [`feed`]); [`remote`] sends commands through a running `fritter serve`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod address;
@@ -32,11 +34,17 @@ pub mod backup;
 pub mod cli;
 pub mod compose;
 pub mod config;
+pub mod feed;
 pub mod files;
 pub mod follows;
 pub mod identity;
+pub mod index;
 pub mod output;
 pub mod publish;
+pub mod remote;
+pub mod serve;
+pub mod sync;
+pub mod views;
 
 use fritter_common::crypto::PublicKey;
 use fritter_common::store::Store;
@@ -68,7 +76,24 @@ impl App {
 pub fn run(cli: Cli, out: &mut Output<'_>) -> anyhow::Result<()> {
     let app = App::new(Config::load(cli.data_dir)?);
     tracing::debug!(data_dir = %app.config.data_dir.display(), "data directory");
-    match cli.command {
+    // While `fritter serve` holds the archive, writes go through it.
+    let through_serve = remote::request_for(&cli.command);
+    match run_here(&app, cli.command, out) {
+        Err(err) if remote::is_locked(&err) => match (through_serve, remote::Remote::find(&app)) {
+            (Some((path, body)), Some(serve)) => {
+                tracing::debug!(url = serve.url(), path, "the archive is held by `fritter serve`; asking it");
+                out.emit(&serve.post(path, &body)?)?;
+                Ok(())
+            }
+            _ => Err(err),
+        },
+        result => result,
+    }
+}
+
+fn run_here(app: &App, command: Command, out: &mut Output<'_>) -> anyhow::Result<()> {
+    let app = app.clone();
+    match command {
         Command::Init { name, bio } => out.emit(&identity::init(&app, &name, &bio)?)?,
         Command::Url => out.emit(&identity::url(&app)?)?,
         Command::Profile { name, bio } => out.emit(&identity::profile(&app, name, bio)?)?,
@@ -84,6 +109,24 @@ pub fn run(cli: Cli, out: &mut Output<'_>) -> anyhow::Result<()> {
         Command::Log { path } => out.emit(&files::log(&app, path.as_deref())?)?,
         Command::Export { file, force } => out.emit(&backup::export(&app, &file, force)?)?,
         Command::Import { file } => out.emit(&backup::import(&app, &file)?)?,
+        Command::Serve { http, net, crawler } => serve::run(
+            app,
+            serve::ServeOptions {
+                http,
+                net: net.flags(),
+                crawler,
+            },
+            out,
+        )?,
+        Command::Sync { net, once, timeout } => {
+            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let timeout = std::time::Duration::from_secs(timeout);
+            out.emit(&sync::run(&app, &net.flags(), once, timeout, progress)?)?
+        }
+        Command::Peers => out.emit(&sync::peers(&app)?)?,
+        Command::Feed { limit, cursor } => {
+            out.emit(&feed::feed(&app, cursor.as_deref(), usize::from(limit))?)?
+        }
     }
     Ok(())
 }

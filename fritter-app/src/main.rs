@@ -12,9 +12,7 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
+        .with_env_filter(log_filter())
         .with_writer(io::stderr)
         .init();
     let (mut stdout, mut stderr) = (io::stdout().lock(), io::stderr());
@@ -27,4 +25,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `RUST_LOG`, else warnings only. The protocol crate logs every message it encodes at `info`;
+/// that stays off unless `RUST_LOG` names it.
+fn log_filter() -> EnvFilter {
+    let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned());
+    let mut filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("warn"));
+    if !spec.contains("hypercore_protocol") {
+        if let Ok(quiet) = "hypercore_protocol=warn".parse() {
+            filter = filter.add_directive(quiet);
+        }
+    }
+    filter
 }

@@ -6,13 +6,13 @@ use anyhow::{anyhow, bail};
 use fritter_common::archive::{Archive, ArchiveError, EntryRef};
 use fritter_common::crypto::PublicKey;
 use fritter_common::model::{validate_file, ArchiveUrl, File, FilePath, Like, StatusId, Timestamp};
-use fritter_common::store::{OpenArchive, StoreError};
+use fritter_common::store::StoreError;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::address::{not_held, require_file, Address};
 use crate::compose::{self, Draft, Parent};
-use crate::follows::known_names;
+use crate::follows::{known_names, KnownNames};
 use crate::identity::read_profile;
 use crate::output::{as_string, hex, Report};
 use crate::App;
@@ -77,8 +77,13 @@ pub struct Deleted {
 pub fn post(app: &App, text: &str) -> anyhow::Result<Posted> {
     let own = app.store.open_own()?;
     let known = known_names(app, &own)?;
+    post_in(&own, &known, text)
+}
+
+/// Publishes a status into `own` (held open by the caller, e.g. `fritter serve`).
+pub fn post_in(own: &Archive, known: &KnownNames, text: &str) -> anyhow::Result<Posted> {
     let draft = compose::status(text, Timestamp::now(), &known.names);
-    write_status(&own, draft, known.not_held.len())
+    write_status(own, draft, known.not_held.len())
 }
 
 /// Publishes a reply to the status at `target`, pinned to the entry that wrote it.
@@ -103,17 +108,27 @@ pub fn reply(app: &App, target: &str, text: &str) -> anyhow::Result<Posted> {
         read_parent(&archive, parent_url)?
     };
     let known = known_names(app, &own)?;
+    reply_in(&own, &known, &parent, text)
+}
+
+/// Publishes into `own` a reply to `parent`, already read by the caller.
+pub fn reply_in(
+    own: &Archive,
+    known: &KnownNames,
+    parent: &Parent,
+    text: &str,
+) -> anyhow::Result<Posted> {
     let draft = compose::reply(
         text,
         Timestamp::now(),
         &known.names,
-        &parent,
+        parent,
         own.key().into(),
     );
-    write_status(&own, draft, known.not_held.len())
+    write_status(own, draft, known.not_held.len())
 }
 
-fn write_status(own: &OpenArchive, draft: Draft, not_held: usize) -> anyhow::Result<Posted> {
+fn write_status(own: &Archive, draft: Draft, not_held: usize) -> anyhow::Result<Posted> {
     let id = StatusId::now();
     let file = File::Status {
         id,
@@ -131,7 +146,7 @@ fn write_status(own: &OpenArchive, draft: Draft, not_held: usize) -> anyhow::Res
 }
 
 /// Reads the status answered, and its author's name if the archive has a profile.
-fn read_parent(archive: &Archive, url: ArchiveUrl) -> anyhow::Result<Parent> {
+pub fn read_parent(archive: &Archive, url: ArchiveUrl) -> anyhow::Result<Parent> {
     let path = url.path().cloned().unwrap_or_else(FilePath::root);
     let version = archive.get(&path)?.ok_or_else(|| {
         anyhow!(
@@ -156,7 +171,7 @@ fn read_parent(archive: &Archive, url: ArchiveUrl) -> anyhow::Result<Parent> {
 }
 
 /// The status a command names: a URL, or a path in your archive.
-fn status_url(app: &App, input: &str) -> anyhow::Result<ArchiveUrl> {
+pub fn status_url(app: &App, input: &str) -> anyhow::Result<ArchiveUrl> {
     let (key, path) = Address::parse(input)?.locate(app)?;
     let url = ArchiveUrl::new(key.into(), path);
     if url.status_id().is_none() {
@@ -168,7 +183,11 @@ fn status_url(app: &App, input: &str) -> anyhow::Result<ArchiveUrl> {
 /// Likes a status, once.
 pub fn like(app: &App, target: &str) -> anyhow::Result<Liked> {
     let own = app.store.open_own()?;
-    let subject = status_url(app, target)?;
+    like_in(&own, status_url(app, target)?)
+}
+
+/// Likes `subject` from `own`, once.
+pub fn like_in(own: &Archive, subject: ArchiveUrl) -> anyhow::Result<Liked> {
     let path = Like::path_for(&subject);
     if let Some(existing) = own.get(&path)? {
         return Ok(Liked {
@@ -193,7 +212,11 @@ pub fn like(app: &App, target: &str) -> anyhow::Result<Liked> {
 /// Takes back a like.
 pub fn unlike(app: &App, target: &str) -> anyhow::Result<Unliked> {
     let own = app.store.open_own()?;
-    let subject = status_url(app, target)?;
+    unlike_in(&own, status_url(app, target)?)
+}
+
+/// Takes back `own`'s like of `subject`.
+pub fn unlike_in(own: &Archive, subject: ArchiveUrl) -> anyhow::Result<Unliked> {
     let path = Like::path_for(&subject);
     let entry = match own.get(&path)? {
         Some(_) => Some(own.delete(&path)?),
@@ -210,6 +233,11 @@ pub fn unlike(app: &App, target: &str) -> anyhow::Result<Unliked> {
 /// Deletes a file of your archive.
 pub fn delete(app: &App, target: &str) -> anyhow::Result<Deleted> {
     let own = app.store.open_own()?;
+    delete_in(&own, target)
+}
+
+/// Deletes a file of `own`, named by a path or a URL of `own`.
+pub fn delete_in(own: &Archive, target: &str) -> anyhow::Result<Deleted> {
     let path = match Address::parse(target)? {
         Address::Own(path) => path,
         Address::Url(url) if PublicKey::from(url.key()) == own.key() => {

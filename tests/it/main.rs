@@ -3,3 +3,7 @@
 
 mod cli;
 mod crash;
+mod sync;
+mod app;
+mod web;
+mod crawler;

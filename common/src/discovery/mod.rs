@@ -330,7 +330,7 @@ impl Discovery {
 
     /// Stops every task and lookup, says goodbye on the LAN, and closes the DHT node once the
     /// last lookup has let go of it.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         self.inner.cancel.cancel();
         let mut tasks = std::mem::take(&mut *self.tasks.lock());
         let drained = tokio::time::timeout(SHUTDOWN_TIMEOUT, async {

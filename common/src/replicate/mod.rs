@@ -36,7 +36,7 @@ use std::io;
 use std::net::SocketAddr;
 
 pub use conn::protocol_over;
-pub use node::{Disconnect, Node, NodeConfig, NodeStats, PeerInfo};
+pub use node::{ArchiveProgress, Disconnect, Node, NodeConfig, NodeStats, PeerInfo};
 
 /// Errors of the replication node.
 #[derive(Debug, thiserror::Error)]

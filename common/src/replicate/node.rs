@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{broadcast, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -84,13 +84,42 @@ pub(crate) struct Counters {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Disconnect {
     pub addr: SocketAddr,
+    /// True when this node dialed the peer (so `addr` is where it listens).
+    pub initiator: bool,
     pub reason: String,
     /// True when the peer broke the protocol or sent data that failed verification.
     pub fault: bool,
+    /// True when this node closed it (shutdown, [`Node::disconnect`], archive removed).
+    pub local: bool,
 }
 
 /// Ended connections remembered for status and tests.
 const DISCONNECTS_KEPT: usize = 64;
+/// Capacity of [`Node::disconnect_events`]; a receiver that lags loses the oldest.
+const DISCONNECT_EVENTS: usize = 256;
+
+/// How far one archive is, next to what its connected peers said they hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveProgress {
+    pub key: PublicKey,
+    /// This node writes the archive: it is the source, never behind.
+    pub writable: bool,
+    pub fork: u64,
+    pub length: u64,
+    /// Blocks `0..contiguous` are stored here.
+    pub contiguous: u64,
+    /// Peers replicating this archive with us that have told us their length.
+    pub peers: usize,
+    /// The longest length a peer on our fork (or a newer one) announced.
+    pub remote_length: u64,
+}
+
+impl ArchiveProgress {
+    /// True when every block up to the longest length any peer announced is stored here.
+    pub fn caught_up(&self) -> bool {
+        self.contiguous >= self.length && self.length >= self.remote_length
+    }
+}
 
 /// One archive the node replicates, with what its replicators share across peers.
 pub(crate) struct ArchiveEntry {
@@ -102,6 +131,8 @@ pub(crate) struct ArchiveEntry {
     inflight: Mutex<HashSet<u64>>,
     /// Whether an upgrade request is out to some peer.
     upgrading: Mutex<bool>,
+    /// What each replicating peer last announced: replicator id -> (fork, length).
+    remotes: Mutex<HashMap<usize, (u64, u64)>>,
     pub counters: Arc<Counters>,
 }
 
@@ -122,6 +153,35 @@ impl ArchiveEntry {
 
     pub fn release_upgrade(&self) {
         *self.upgrading.lock() = false;
+    }
+
+    /// Records a peer's announced head (`id` names the replicator).
+    pub fn note_remote(&self, id: usize, fork: u64, length: u64) {
+        self.remotes.lock().insert(id, (fork, length));
+    }
+
+    pub fn forget_remote(&self, id: usize) {
+        self.remotes.lock().remove(&id);
+    }
+
+    fn progress(&self) -> ArchiveProgress {
+        let info = self.log.info();
+        let remotes = self.remotes.lock();
+        let remote_length = remotes
+            .values()
+            .filter(|(fork, _)| *fork >= info.fork)
+            .map(|(_, length)| *length)
+            .max()
+            .unwrap_or(0);
+        ArchiveProgress {
+            key: self.key,
+            writable: info.writable,
+            fork: info.fork,
+            length: info.length,
+            contiguous: info.contiguous,
+            peers: remotes.len(),
+            remote_length,
+        }
     }
 }
 
@@ -144,6 +204,7 @@ pub(crate) struct Shared {
     permits: Arc<Semaphore>,
     counters: Arc<Counters>,
     disconnects: Mutex<std::collections::VecDeque<Disconnect>>,
+    disconnect_events: broadcast::Sender<Disconnect>,
 }
 
 impl Shared {
@@ -200,6 +261,7 @@ impl Shared {
                 let started = Instant::now();
                 tracing::debug!("connected");
                 let end = conn::run(shared.clone(), stream, initiator, state.clone(), channels).await;
+                let local = matches!(end, conn::End::Local);
                 let (reason, fault) = match end {
                     conn::End::Local => {
                         tracing::debug!("connection closed");
@@ -215,11 +277,20 @@ impl Shared {
                     }
                 };
                 {
+                    let ended = Disconnect {
+                        addr,
+                        initiator,
+                        reason,
+                        fault,
+                        local,
+                    };
                     let mut d = shared.disconnects.lock();
                     if d.len() == DISCONNECTS_KEPT {
                         d.pop_front();
                     }
-                    d.push_back(Disconnect { addr, reason, fault });
+                    d.push_back(ended.clone());
+                    // Nobody listening is fine.
+                    let _ = shared.disconnect_events.send(ended);
                 }
                 shared.conns.lock().remove(&id);
                 drop(permit);
@@ -254,6 +325,7 @@ impl Node {
             next_id: AtomicU64::new(1),
             counters: Arc::new(Counters::default()),
             disconnects: Mutex::new(std::collections::VecDeque::new()),
+            disconnect_events: broadcast::channel(DISCONNECT_EVENTS).0,
         });
         let mut local_addr = None;
         if let Some(addr) = shared.config.listen {
@@ -295,6 +367,7 @@ impl Node {
                     removed: self.shared.cancel.child_token(),
                     inflight: Mutex::new(HashSet::new()),
                     upgrading: Mutex::new(false),
+                    remotes: Mutex::new(HashMap::new()),
                     counters: self.shared.counters.clone(),
                 }),
             );
@@ -389,6 +462,29 @@ impl Node {
         out
     }
 
+    /// Whether a connection to or from `addr` is open.
+    pub fn is_connected(&self, addr: SocketAddr) -> bool {
+        self.shared
+            .conns
+            .lock()
+            .values()
+            .any(|c| c.addr == addr && !c.state.is_closed())
+    }
+
+    /// Every connection that ends from now on, as it ends.
+    pub fn disconnect_events(&self) -> broadcast::Receiver<Disconnect> {
+        self.shared.disconnect_events.subscribe()
+    }
+
+    /// Where each archive stands against its peers, sorted by key.
+    pub fn progress(&self) -> Vec<ArchiveProgress> {
+        let entries: Vec<Arc<ArchiveEntry>> =
+            self.shared.archives.read().values().cloned().collect();
+        let mut out: Vec<ArchiveProgress> = entries.iter().map(|e| e.progress()).collect();
+        out.sort_by_key(|p| p.key);
+        out
+    }
+
     /// The most recent connections that ended (up to 64), oldest first.
     pub fn disconnects(&self) -> Vec<Disconnect> {
         self.shared.disconnects.lock().iter().cloned().collect()
@@ -402,8 +498,13 @@ impl Node {
         }
     }
 
+    /// The cap on connections, both directions.
+    pub fn max_connections(&self) -> usize {
+        self.shared.config.max_connections
+    }
+
     /// Closes every connection and waits (up to five seconds) for the tasks to finish.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         self.shared.cancel.cancel();
         let mut tasks = std::mem::take(&mut *self.shared.tasks.lock());
         let drained = tokio::time::timeout(Duration::from_secs(5), async {

@@ -31,7 +31,7 @@ use hypercore_protocol::{Channel, ChannelReceiver, Message};
 use hypercore_schema::{RequestBlock as WireRequestBlock, RequestUpgrade as WireRequestUpgrade};
 use tokio::sync::watch;
 
-use crate::log::{flat, Log, LogError, LogStatus, Proof, VerifiedProof};
+use crate::log::{flat, ForkEvidence, Log, LogError, LogStatus, Proof, VerifiedProof};
 use crate::replicate::frame::{ConnState, WRITE_HIGH};
 use crate::replicate::node::ArchiveEntry;
 use crate::replicate::wire::{approx_size, data_to_proof, proof_to_data, request_to_log};
@@ -162,9 +162,22 @@ impl Remote {
     }
 }
 
+/// What a request of ours asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    /// Blocks and upgrades on the current fork.
+    Data,
+    /// The peer's head as a proof from length 0 to our length, after an upgrade from it did not
+    /// fit our head: either the peer lied or the writer signed two heads (JS `_checkIfConflict`).
+    ConflictCheck,
+    /// The peer's head on a newer fork, as a proof from length 0 (JS `_requestForkProof`).
+    ForkProof,
+}
+
 /// A request of ours waiting for its answer.
 #[derive(Debug, Clone, Copy)]
 struct Inflight {
+    ask: Ask,
     block: Option<u64>,
     upgrade: bool,
     /// Node count from the run rule rather than from the stored tree.
@@ -173,10 +186,14 @@ struct Inflight {
     sent: Instant,
 }
 
-type ApplyJob = tokio::task::JoinHandle<(
-    Vec<Inflight>,
-    Result<Vec<Result<VerifiedProof, LogError>>, LogError>,
-)>;
+/// What storing one answer came to.
+enum Outcome {
+    Applied(Result<VerifiedProof, LogError>),
+    Forked(Result<u64, LogError>),
+    Checked(Result<Option<ForkEvidence>, LogError>),
+}
+
+type ApplyJob = tokio::task::JoinHandle<(Vec<Inflight>, Result<Vec<Outcome>, LogError>)>;
 /// Answers, and the requests left for the next job once the byte budget was spent.
 type ServeJob = tokio::task::JoinHandle<(Vec<Message>, Vec<Request>)>;
 
@@ -213,10 +230,20 @@ pub(crate) struct Replicator {
     /// Blocks the peer said it does not have.
     unavailable: HashSet<u64>,
     warned_fork: bool,
+    /// An upgrade from this peer did not fit our head: the reason, until the conflict check
+    /// that follows is answered.
+    conflict: Option<String>,
+    /// A conflict check or fork proof request is out; nothing else is asked meanwhile.
+    special_inflight: bool,
+    /// The lowest block skipped because another peer's replicator had claimed it. Claims of a
+    /// connection that died are released when its replicator is dropped, which nothing here
+    /// hears of; the scan goes back to this block on the next tick.
+    skipped: Option<u64>,
 }
 
 impl Drop for Replicator {
     fn drop(&mut self) {
+        self.archive.forget_remote(self.id());
         for seq in self.claimed.drain() {
             self.archive.release(seq);
         }
@@ -281,7 +308,15 @@ impl Replicator {
             exact: HashSet::new(),
             unavailable: HashSet::new(),
             warned_fork: false,
+            conflict: None,
+            special_inflight: false,
+            skipped: None,
         }
+    }
+
+    /// Names this replicator among the archive's peers (one per connection and archive).
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.conn) as usize
     }
 
     fn status(&self) -> LogStatus {
@@ -357,7 +392,16 @@ impl Replicator {
                         self.on_messages(batch).await
                     }
                 },
-                _ = tick.tick() => self.check_timeouts(),
+                _ = tick.tick() => match self.check_timeouts() {
+                    Ok(()) => match self.skipped.take() {
+                        Some(seq) => {
+                            self.cursor = self.cursor.min(seq);
+                            self.fill().await
+                        }
+                        None => Ok(()),
+                    },
+                    Err(e) => Err(e),
+                },
             };
             if let Err(e) = step {
                 break Err(e);
@@ -456,7 +500,7 @@ impl Replicator {
                 }
                 Message::Cancel(c) => self.requests.retain(|r| r.id != c.request),
                 Message::Data(d) => self.on_data(d)?,
-                Message::NoData(n) => self.on_no_data(n),
+                Message::NoData(n) => self.on_no_data(n)?,
                 Message::Close(_) => return Err(Stop::Closed),
                 _ => {}
             }
@@ -474,6 +518,7 @@ impl Replicator {
         }
         self.remote.fork = s.fork;
         self.remote.length = s.length;
+        self.archive.note_remote(self.id(), s.fork, s.length);
         self.remote.can_upgrade = s.can_upgrade;
         self.remote.uploading = s.uploading;
         self.upgrade_refused = false;
@@ -488,10 +533,19 @@ impl Replicator {
         Ok(())
     }
 
-    fn on_no_data(&mut self, n: NoData) {
+    fn on_no_data(&mut self, n: NoData) -> Result<(), Stop> {
         let Some(req) = self.inflight.remove(&n.request) else {
-            return;
+            return Ok(());
         };
+        if req.ask != Ask::Data {
+            self.special_inflight = false;
+            if req.ask == Ask::ConflictCheck {
+                return Err(Stop::Peer(format!(
+                    "{} (and refused to show its head)",
+                    self.conflict.take().unwrap_or_default()
+                )));
+            }
+        }
         if let Some(seq) = req.block {
             self.release(seq);
             if self.unavailable.len() < MAX_UNAVAILABLE {
@@ -502,6 +556,7 @@ impl Replicator {
             self.release_upgrade();
             self.upgrade_refused = true;
         }
+        Ok(())
     }
 
     fn release(&mut self, seq: u64) {
@@ -595,6 +650,23 @@ impl Replicator {
         let Some(req) = self.inflight.remove(&d.request) else {
             return Ok(());
         };
+        if req.ask != Ask::Data {
+            self.special_inflight = false;
+            if d.block.is_some() || d.hash.is_some() || d.seek.is_some() {
+                return Err(Stop::Peer("answered a head request with blocks".into()));
+            }
+            if d.upgrade.is_none() {
+                self.release_upgrade();
+                if req.ask == Ask::ConflictCheck {
+                    return Err(Stop::Peer(self.conflict.take().unwrap_or_default()));
+                }
+                self.upgrade_refused = true;
+                return Ok(());
+            }
+            let proof = data_to_proof(d).map_err(|e| Stop::Peer(e.to_string()))?;
+            self.to_apply.push((req, proof));
+            return Ok(());
+        }
         let got_block = d.block.as_ref().map(|b| b.index);
         if got_block.is_some() && got_block != req.block {
             return Err(Stop::Peer(format!(
@@ -644,19 +716,69 @@ impl Replicator {
                 p.block.as_ref().map(|b| b.index).unwrap_or(0),
             )
         });
-        let (reqs, proofs): (Vec<Inflight>, Vec<Proof>) = batch.into_iter().unzip();
         let log = self.log.clone();
-        tokio::task::spawn_blocking(move || (reqs, log.apply_proofs(&proofs)))
+        tokio::task::spawn_blocking(move || {
+            let (data, special): (Vec<_>, Vec<_>) =
+                batch.into_iter().partition(|(r, _)| r.ask == Ask::Data);
+            let (mut reqs, proofs): (Vec<Inflight>, Vec<Proof>) = data.into_iter().unzip();
+            let mut out: Vec<Outcome> = match log.apply_proofs(&proofs) {
+                Ok(results) => results.into_iter().map(Outcome::Applied).collect(),
+                Err(e) => return (reqs, Err(e)),
+            };
+            for (req, proof) in special {
+                out.push(match req.ask {
+                    Ask::ForkProof => Outcome::Forked(log.apply_fork(&proof)),
+                    _ => Outcome::Checked(log.check_conflict(&proof)),
+                });
+                reqs.push(req);
+            }
+            (reqs, Ok(out))
+        })
     }
 
     /// Releases what a stored batch settled and judges the proofs that failed.
     fn on_applied(
         &mut self,
         reqs: Vec<Inflight>,
-        results: Result<Vec<Result<VerifiedProof, LogError>>, LogError>,
+        results: Result<Vec<Outcome>, LogError>,
     ) -> Result<(), Stop> {
         let results = results.map_err(|e| Stop::Local(format!("storing proofs failed: {e}")))?;
-        for (req, result) in reqs.iter().zip(results) {
+        for (req, outcome) in reqs.iter().zip(results) {
+            let result = match outcome {
+                Outcome::Applied(r) => r,
+                Outcome::Forked(r) => {
+                    self.release_upgrade();
+                    match r {
+                        Ok(_) => {
+                            // Blocks past the shared prefix are gone: scan again from the start.
+                            self.cursor = 0;
+                            self.exact.clear();
+                            self.unavailable.clear();
+                            self.prev_requested = None;
+                        }
+                        Err(e) if peer_fault(&e) => {
+                            return Err(Stop::Peer(format!("fork proof failed verification: {e}")))
+                        }
+                        Err(e) => return Err(Stop::Local(format!("following a fork failed: {e}"))),
+                    }
+                    continue;
+                }
+                Outcome::Checked(r) => {
+                    self.release_upgrade();
+                    let why = self.conflict.take().unwrap_or_default();
+                    return Err(match r {
+                        Ok(Some(ev)) => Stop::Peer(format!(
+                            "the writer signed two different heads for fork {} (ours at length {}, the peer's at length {}): evidence kept, archive flagged",
+                            ev.fork,
+                            ev.local.length,
+                            ev.remote.length + ev.remote.additional_nodes.iter().map(|n| flat::count_leaves(n.index)).sum::<u64>()
+                        )),
+                        Ok(None) => Stop::Peer(format!("{why}; its head extends ours, so the upgrade was a lie")),
+                        Err(e) if peer_fault(&e) => Stop::Peer(format!("{why}; its head does not verify either: {e}")),
+                        Err(e) => Stop::Local(format!("recording fork evidence failed: {e}")),
+                    });
+                }
+            };
             if let Some(seq) = req.block {
                 self.release(seq);
             }
@@ -675,11 +797,25 @@ impl Replicator {
                 }
                 Err(e) => e,
             };
+            // An upgrade that does not fit our head: a lie, or the writer signed two heads.
+            // Ask for the peer's head from length 0 before judging (once per peer).
+            let status = self.status();
+            if req.upgrade
+                && status.length > 0
+                && (matches!(e, LogError::Conflict { .. }) || peer_fault(&e))
+            {
+                let why = format!("upgrade from the peer failed: {e}");
+                if self.conflict.is_some() || self.remote.length < status.length {
+                    return Err(Stop::Peer(why));
+                }
+                self.conflict = Some(why);
+                continue;
+            }
             match e {
                 LogError::Conflict { length } => {
-                    // Two signed heads for one length: the writer forked. Keeping the evidence
-                    // and following the new fork is not implemented yet; stop this archive.
-                    return Err(Stop::Local(format!("the peer has a different signed head at length {length}: the writer forked")));
+                    return Err(Stop::Peer(format!(
+                        "sent a different signed head at length {length}"
+                    )));
                 }
                 e if peer_fault(&e) => {
                     if let (true, Some(seq)) = (req.optimistic, req.block) {
@@ -729,14 +865,35 @@ impl Replicator {
         if self.inflight.len() >= window {
             return Ok(());
         }
+        if self.special_inflight {
+            return Ok(());
+        }
+        if self.conflict.is_some() {
+            // Our length is at most the peer's (checked when the upgrade failed).
+            return self
+                .ask_head(Ask::ConflictCheck, status.fork, status.length)
+                .await;
+        }
         let same_fork = self.remote.fork == status.fork;
         if !same_fork && status.length > 0 {
-            if !self.warned_fork {
+            if self.remote.fork > status.fork
+                && self.remote.length > 0
+                && !self.upgrade_refused
+                && !self.upgrade_claimed
+                && self.archive.claim_upgrade()
+            {
+                // The writer truncated: follow it, as JS replicas do.
+                self.upgrade_claimed = true;
+                return self
+                    .ask_head(Ask::ForkProof, self.remote.fork, self.remote.length)
+                    .await;
+            }
+            if self.remote.fork < status.fork && !self.warned_fork {
                 self.warned_fork = true;
-                tracing::warn!(
+                tracing::debug!(
                     local = status.fork,
                     remote = self.remote.fork,
-                    "peer is on another fork; following forks is not implemented yet"
+                    "peer is on an older fork; nothing to ask it"
                 );
             }
             return Ok(());
@@ -773,6 +930,7 @@ impl Replicator {
             self.inflight.insert(
                 id,
                 Inflight {
+                    ask: Ask::Data,
                     block,
                     upgrade: true,
                     optimistic: false,
@@ -799,7 +957,12 @@ impl Replicator {
                     }
                 }
                 let stored = self.log.has(seq).map_err(|e| Stop::Local(e.to_string()))?;
-                if stored || self.unavailable.contains(&seq) || !self.archive.claim(seq) {
+                if stored || self.unavailable.contains(&seq) {
+                    seq += 1;
+                    continue;
+                }
+                if !self.archive.claim(seq) {
+                    self.skipped = Some(self.skipped.map_or(seq, |s| s.min(seq)));
                     seq += 1;
                     continue;
                 }
@@ -840,6 +1003,7 @@ impl Replicator {
                 self.inflight.insert(
                     id,
                     Inflight {
+                        ask: Ask::Data,
                         block: Some(seq),
                         upgrade: false,
                         optimistic: !exact,
@@ -853,6 +1017,34 @@ impl Replicator {
         }
         self.cursor = seq;
         self.send(msgs).await
+    }
+
+    /// Asks for the peer's head at fork `fork` as a proof from length 0 to `length`.
+    async fn ask_head(&mut self, ask: Ask, fork: u64, length: u64) -> Result<(), Stop> {
+        let id = self.take_id();
+        self.special_inflight = true;
+        self.inflight.insert(
+            id,
+            Inflight {
+                ask,
+                block: None,
+                upgrade: true,
+                optimistic: false,
+                nodes: 0,
+                sent: Instant::now(),
+            },
+        );
+        self.send(vec![Message::Request(Request {
+            id,
+            fork,
+            block: None,
+            hash: None,
+            seek: None,
+            upgrade: Some(WireRequestUpgrade { start: 0, length }),
+            manifest: false,
+            priority: 0,
+        })])
+        .await
     }
 
     fn take_id(&mut self) -> u64 {

@@ -126,6 +126,12 @@ impl<'a> Reader<'a> {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             let index = self.uint()?;
+            // `WireNode::new` computes the parent with `flat-tree`, which overflows (a panic in
+            // debug builds) near 2^64; no tree we accept has nodes past 2 * MAX_LENGTH (found by
+            // the wire_decode fuzz target, see common/fuzz/regressions/wire_decode).
+            if index >= 2 * log::MAX_LENGTH {
+                return Err(bad(format!("tree node index {index} is out of range")));
+            }
             let size = self.uint()?;
             let hash = self.take(32)?.to_vec();
             out.push(WireNode::new(index, hash, size));
@@ -413,7 +419,13 @@ impl Guard {
 }
 
 /// Encodes parsed messages as the frames `hypercore-protocol` 0.7 decodes: each open or close
-/// alone, channel messages together as one batch (or alone when single).
+/// alone, and each run of messages on one channel as one batch (or alone when single).
+///
+/// A batch never switches channel: 0.7.2's decoder reads the `0` that announces a switch as the
+/// new channel id (channel 0, whose messages it drops) and then the real id as the next
+/// message's length, so everything after the switch is lost or fails to decode ("Invalid
+/// message type", "invalid message length"). Its own encoder and JS protomux both send such
+/// batches, as soon as messages for several channels queue up at once.
 pub fn encode_frames(messages: &[Parsed]) -> Result<Vec<Vec<u8>>, WireError> {
     let mut frames = Vec::new();
     let mut run: Vec<&Parsed> = Vec::new();
@@ -430,7 +442,12 @@ pub fn encode_frames(messages: &[Parsed]) -> Result<Vec<Vec<u8>>, WireError> {
                 f.extend(encode_message(&p.message)?);
                 frames.push(f);
             }
-            _ => run.push(p),
+            _ => {
+                if run.last().is_some_and(|last| last.channel != p.channel) {
+                    flush_run(&mut run, &mut frames)?;
+                }
+                run.push(p);
+            }
         }
     }
     flush_run(&mut run, &mut frames)?;
@@ -462,6 +479,7 @@ fn push_uint(out: &mut Vec<u8>, n: u64) {
     }
 }
 
+/// Sends `run`, messages all on one channel, as one frame.
 fn flush_run(run: &mut Vec<&Parsed>, frames: &mut Vec<Vec<u8>>) -> Result<(), WireError> {
     match run.len() {
         0 => {}
@@ -473,14 +491,9 @@ fn flush_run(run: &mut Vec<&Parsed>, frames: &mut Vec<Vec<u8>>) -> Result<(), Wi
         }
         _ => {
             let mut f = vec![0, 0];
-            let mut channel = run[0].channel;
-            push_uint(&mut f, channel);
+            push_uint(&mut f, run[0].channel);
             for p in run.iter() {
-                if p.channel != channel {
-                    f.push(0);
-                    channel = p.channel;
-                    push_uint(&mut f, channel);
-                }
+                debug_assert_eq!(p.channel, run[0].channel, "a batch is on one channel");
                 let body = encode_message(&p.message)?;
                 push_uint(&mut f, body.len() as u64);
                 f.extend(body);
@@ -602,6 +615,36 @@ impl CipherTrait for GuardedCipher {
     fn is_initiator(&self) -> bool {
         CipherTrait::is_initiator(&self.inner)
     }
+}
+
+/// The Noise stream alone over a TCP stream: frames and the handshake, without the guard or
+/// `hypercore-protocol`. Tests use it to send what the protocol layer would never encode
+/// (truncated or malformed messages) through a real encrypted connection.
+pub fn raw_noise_over(
+    stream: tokio::net::TcpStream,
+    initiator: bool,
+    parent: &tokio_util::sync::CancellationToken,
+) -> Result<(Cipher, Arc<ConnState>), crate::replicate::ReplicateError> {
+    use hypercore_handshake::state_machine::{hc_specific::generate_keypair, SecStream};
+    let noise =
+        |e: hypercore_handshake::Error| crate::replicate::ReplicateError::Noise(e.to_string());
+    let state = ConnState::new(parent);
+    let io = Box::new(crate::replicate::frame::FrameIo::new(stream, state.clone()));
+    let cipher = if initiator {
+        Cipher::new(
+            Some(io),
+            SecStream::new_initiator_xx(&[]).map_err(noise)?.into(),
+        )
+    } else {
+        let keypair = generate_keypair().map_err(noise)?;
+        Cipher::new(
+            Some(io),
+            SecStream::new_responder_xx(&keypair, &[])
+                .map_err(noise)?
+                .into(),
+        )
+    };
+    Ok((cipher, state))
 }
 
 // ---- conversions between the wire's proof types and the log's ----
@@ -906,7 +949,7 @@ mod tests {
 
     fn node() -> impl proptest::strategy::Strategy<Value = WireNode> {
         use proptest::prelude::*;
-        (any::<u64>(), any::<u64>(), any::<[u8; 32]>())
+        (0..2 * log::MAX_LENGTH, any::<u64>(), any::<[u8; 32]>())
             .prop_map(|(i, s, h)| WireNode::new(i, h.to_vec(), s))
     }
 

@@ -1,0 +1,114 @@
+//! Settings of `fritter-crawler`: a TOML or JSON file (by extension; `.json` is JSON, anything
+//! else TOML), every field optional, then command-line flags on top. The defaults run on a fresh
+//! machine: data in `./fritter-crawler-data`, the API on `127.0.0.1:8080`, replication on a
+//! free port.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::api::ApiConfig;
+use crate::ingest::IngestConfig;
+
+/// Largest config file read, in bytes.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Everything the crawler can be told.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where archives and the index live.
+    pub data_dir: PathBuf,
+    /// Address of the HTTP API.
+    pub http: SocketAddr,
+    /// Where to accept replication connections; absent only dials out.
+    pub listen: Option<SocketAddr>,
+    /// Peers to keep connected (`HOST:PORT`), reconnected with backoff when dropped.
+    pub peers: Vec<String>,
+    /// How peers are found: the mainline DHT (`[discovery.dht] bootstrap = [...]`, empty turns
+    /// it off), mDNS (`[discovery.mdns] enabled = false`), lookup intervals and caps.
+    pub discovery: fritter_common::discovery::Config,
+    /// Archive URLs to crawl from the start (`hyper://<key>/` or a bare key).
+    pub seeds: Vec<String>,
+    /// Most archives held; newly learned ones beyond it are refused.
+    pub max_archives: usize,
+    pub ingest: IngestConfig,
+    pub api: ApiConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("fritter-crawler-data"),
+            http: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen: Some(SocketAddr::from(([0, 0, 0, 0], 0))),
+            peers: Vec::new(),
+            discovery: crawler_discovery(),
+            seeds: Vec::new(),
+            max_archives: 100_000,
+            ingest: IngestConfig::default(),
+            api: ApiConfig::default(),
+        }
+    }
+}
+
+/// The discovery defaults, with room to announce as many archives as a crawler holds.
+fn crawler_discovery() -> fritter_common::discovery::Config {
+    fritter_common::discovery::Config {
+        max_announced: 100_000,
+        ..fritter_common::discovery::Config::default()
+    }
+}
+
+impl Config {
+    /// Reads a config file: JSON if it ends in `.json`, TOML otherwise.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        use std::io::Read;
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text))
+            .with_context(|| format!("reading the config file {}", path.display()))?;
+        anyhow::ensure!(
+            text.len() as u64 <= MAX_CONFIG_BYTES,
+            "the config file {} is over 1 MiB",
+            path.display()
+        );
+        if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text)
+                .with_context(|| format!("the config file {} is not valid", path.display()))
+        } else {
+            toml::from_str(&text)
+                .with_context(|| format!("the config file {} is not valid", path.display()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_and_json_with_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("c.toml");
+        std::fs::write(
+            &t,
+            "http = \"127.0.0.1:9000\"\npeers = [\"127.0.0.1:1\"]\n[api]\nrate_per_sec = 5\n",
+        )
+        .unwrap();
+        let c = Config::load(&t).unwrap();
+        assert_eq!(c.http.port(), 9000);
+        assert_eq!(c.peers.len(), 1);
+        assert_eq!(c.api.rate_per_sec, 5.0);
+        assert_eq!(c.max_archives, 100_000);
+        let j = dir.path().join("c.json");
+        std::fs::write(&j, r#"{"seeds": ["abc"], "ingest": {"batch_entries": 10}}"#).unwrap();
+        let c = Config::load(&j).unwrap();
+        assert_eq!(c.seeds, ["abc"]);
+        assert_eq!(c.ingest.batch_entries, 10);
+        std::fs::write(&j, r#"{"unknown": 1}"#).unwrap();
+        assert!(Config::load(&j).is_err());
+    }
+}

@@ -1,0 +1,175 @@
+//! Commands through a running `fritter serve`: while it runs it holds the archive's write lock,
+//! so a write command that finds the lock taken sends the same request to its API instead
+//! (address and token from `serve.json` in the data directory, mode 0600), and prints the
+//! server's report exactly as it would have printed its own.
+
+use std::fmt;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use fritter_common::store::StoreError;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::cli::Command;
+use crate::output::Report;
+use crate::serve::api::TOKEN_HEADER;
+use crate::serve::ServeInfo;
+use crate::App;
+
+/// A running `fritter serve` of this data directory.
+pub struct Remote {
+    info: ServeInfo,
+    data_dir: std::path::PathBuf,
+    agent: ureq::Agent,
+}
+
+/// A report rendered by the server: its JSON, its text and its warnings.
+#[derive(Debug)]
+pub struct Rendered {
+    pub json: Value,
+    pub text: String,
+    pub warnings: Vec<String>,
+}
+
+impl Serialize for Rendered {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.json.serialize(s)
+    }
+}
+
+impl fmt::Display for Rendered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Report for Rendered {
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
+}
+
+impl Remote {
+    /// The server named by `serve.json`, if there is one (it may have stopped since).
+    pub fn find(app: &App) -> Option<Remote> {
+        let info = ServeInfo::read(app)?;
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(30)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Some(Remote {
+            info,
+            data_dir: app.store.root().to_owned(),
+            agent,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.info.url
+    }
+
+    fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.info.url.trim_end_matches('/'), path)
+    }
+
+    fn answer(
+        &self,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> anyhow::Result<Value> {
+        let mut res = result.with_context(|| {
+            format!(
+                "`fritter serve` at {} does not answer (if it stopped, remove {})",
+                self.info.url,
+                self.data_dir.join("serve.json").display()
+            )
+        })?;
+        let status = res.status();
+        let text = res
+            .body_mut()
+            .with_config()
+            .limit(16 * 1024 * 1024)
+            .read_to_string()
+            .context("cannot read the answer of `fritter serve`")?;
+        let value: Value = serde_json::from_str(&text).with_context(|| {
+            format!("`fritter serve` answered {status} with something other than JSON")
+        })?;
+        if !status.is_success() {
+            let message = value["error"].as_str().unwrap_or("request failed");
+            return Err(anyhow!("{message}"));
+        }
+        Ok(value)
+    }
+
+    /// `GET <path>` of the API.
+    pub fn get(&self, path_and_query: &str) -> anyhow::Result<Value> {
+        self.wait_started()?;
+        self.answer(self.agent.get(&self.endpoint(path_and_query)).call())
+    }
+
+    /// Waits (up to a minute) while the server is still opening the archives.
+    fn wait_started(&self) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let me = self.answer(self.agent.get(&self.endpoint("/api/me")).call())?;
+            if let Some(err) = me["error"].as_str() {
+                return Err(anyhow!("`fritter serve` could not start: {err}"));
+            }
+            if me["starting"] != true || std::time::Instant::now() > deadline {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `POST <path>` of a write endpoint, with the token; the server's report.
+    pub fn post(&self, path: &str, body: &Value) -> anyhow::Result<Rendered> {
+        self.wait_started()?;
+        let value = self.answer(
+            self.agent
+                .post(&self.endpoint(path))
+                .header(TOKEN_HEADER, &self.info.token)
+                .send_json(body),
+        )?;
+        Ok(Rendered {
+            json: value["result"].clone(),
+            text: value["text"].as_str().unwrap_or_default().to_owned(),
+            warnings: value["warnings"]
+                .as_array()
+                .map(|w| {
+                    w.iter()
+                        .filter_map(|s| s.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// The API request that does what a write command does, if it is one `fritter serve` can run.
+pub fn request_for(command: &Command) -> Option<(&'static str, Value)> {
+    Some(match command {
+        Command::Post { text } => ("/api/post", json!({ "text": text })),
+        Command::Reply { url, text } => ("/api/reply", json!({ "url": url, "text": text })),
+        Command::Like { url } => ("/api/like", json!({ "url": url })),
+        Command::Unlike { url } => ("/api/unlike", json!({ "url": url })),
+        Command::Delete { url } => ("/api/delete", json!({ "url": url })),
+        Command::Follow { url } => ("/api/follow", json!({ "url": url })),
+        Command::Unfollow { url } => ("/api/unfollow", json!({ "url": url })),
+        Command::Profile { name, bio } if name.is_some() || bio.is_some() => {
+            ("/api/profile", json!({ "name": name, "bio": bio }))
+        }
+        _ => return None,
+    })
+}
+
+/// Whether an error is the own archive's lock being held by another process.
+pub fn is_locked(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<StoreError>(),
+            Some(StoreError::Locked { .. })
+        )
+    })
+}
