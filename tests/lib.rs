@@ -287,11 +287,18 @@ impl Fritter {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let logs = tempfile::tempdir().expect("a temp dir for logs");
         let mut cmd = Command::new(fritter_bin());
         cmd.arg("--data-dir").arg(self.data_dir()).args(args);
-        cmd.env_remove("FRITTER_DATA_DIR")
-            .env("RUST_LOG", "info")
+        cmd.env_remove("FRITTER_DATA_DIR");
+        Daemon::start(cmd)
+    }
+}
+
+impl Daemon {
+    /// Starts `cmd` with `RUST_LOG=info`, its output going to files.
+    pub fn start(mut cmd: Command) -> Daemon {
+        let logs = tempfile::tempdir().expect("a temp dir for logs");
+        cmd.env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(logs.path().join("stdout")).expect("log file"))
             .stderr(std::fs::File::create(logs.path().join("stderr")).expect("log file"));
@@ -302,9 +309,18 @@ impl Fritter {
             command: format!("{cmd:?}"),
         }
     }
-}
 
-impl Daemon {
+    /// Whether the process has exited (and how).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.logs.path().join("stderr")).unwrap_or_default()
     }
@@ -397,26 +413,21 @@ pub fn crawler_bin() -> &'static Path {
     })
 }
 
-/// A running `fritter-crawler` (serving), killed when dropped, its output printed if the test
-/// fails meanwhile.
+/// A running `fritter-crawler` (serving): a [`Daemon`] plus the HTTP address it printed.
 pub struct CrawlerProcess {
-    child: Child,
-    logs: TempDir,
+    daemon: Daemon,
     /// `http://127.0.0.1:PORT`, as the crawler printed it.
     pub base: String,
-    pub command: String,
 }
 
 impl CrawlerProcess {
     /// Starts `fritter-crawler --data-dir <dir> --http 127.0.0.1:0 --listen 127.0.0.1:0 --no-dht
-    /// --no-mdns <args>`
-    /// and waits for it to print its HTTP address.
+    /// --no-mdns <args>` and waits for it to print its HTTP address.
     pub fn start<I, S>(data_dir: &Path, args: I) -> CrawlerProcess
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let logs = tempfile::tempdir().expect("a temp dir for logs");
         let mut cmd = Command::new(crawler_bin());
         cmd.arg("--data-dir")
             .arg(data_dir)
@@ -424,72 +435,31 @@ impl CrawlerProcess {
             // Tests never reach the internet: no public DHT, no LAN multicast.
             .args(["--no-dht", "--no-mdns"])
             .args(args)
-            .env_remove("FRITTER_CRAWLER_DATA_DIR")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(logs.path().join("stdout")).expect("log file"))
-            .stderr(std::fs::File::create(logs.path().join("stderr")).expect("log file"));
-        let child = spawn(&mut cmd).unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        let mut p = CrawlerProcess {
-            child,
-            logs,
-            base: String::new(),
-            command: format!("{cmd:?}"),
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            let out = p.stdout();
-            if let Some(rest) = out.split("HTTP API on http://").nth(1) {
-                let addr = rest.split('/').next().expect("an address");
-                p.base = format!("http://{addr}");
-                return p;
+            .env_remove("FRITTER_CRAWLER_DATA_DIR");
+        let mut daemon = Daemon::start(cmd);
+        let mut base = String::new();
+        daemon.wait_until(60, "the crawler to serve", |d| {
+            match d.stdout().split("HTTP API on http://").nth(1) {
+                Some(rest) => {
+                    base = format!("http://{}", rest.split('/').next().unwrap_or_default());
+                    true
+                }
+                None => false,
             }
-            if let Ok(Some(status)) = p.child.try_wait() {
-                panic!("{} exited ({status}) before serving", p.command);
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the crawler did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
-
-    pub fn stdout(&self) -> String {
-        std::fs::read_to_string(self.logs.path().join("stdout")).unwrap_or_default()
-    }
-
-    pub fn stderr(&self) -> String {
-        std::fs::read_to_string(self.logs.path().join("stderr")).unwrap_or_default()
-    }
-
-    /// SIGKILL, as a crash would.
-    pub fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then the exit code.
-    pub fn stop(&mut self) -> Option<i32> {
-        // SAFETY: kill only sends a signal to our own child.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        self.child.wait().ok().and_then(|s| s.code())
+        });
+        CrawlerProcess { daemon, base }
     }
 }
 
-impl Drop for CrawlerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- crawler: {}\n--- stdout:\n{}\n--- stderr:\n{}",
-                self.command,
-                self.stdout(),
-                self.stderr()
-            );
-        }
+impl std::ops::Deref for CrawlerProcess {
+    type Target = Daemon;
+    fn deref(&self) -> &Daemon {
+        &self.daemon
+    }
+}
+
+impl std::ops::DerefMut for CrawlerProcess {
+    fn deref_mut(&mut self) -> &mut Daemon {
+        &mut self.daemon
     }
 }

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -85,12 +85,12 @@ pub enum SwarmError {
 }
 
 /// What the swarm knows of one address.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AddrStatus {
     pub addr: SocketAddr,
     /// `direct`, `dht` or `mdns`.
-    pub source: &'static str,
+    pub source: String,
     pub connected: bool,
     /// Dial failures and faults in a row.
     pub failures: u32,
@@ -100,7 +100,7 @@ pub struct AddrStatus {
 }
 
 /// A snapshot of the swarm for `fritter peers`, `/v1/status` and logs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SwarmStatus {
     pub listen: Option<SocketAddr>,
@@ -116,7 +116,7 @@ pub struct SwarmStatus {
 }
 
 /// One open connection.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerStatus {
     pub addr: SocketAddr,
@@ -125,10 +125,11 @@ pub struct PeerStatus {
 }
 
 /// One archive against its peers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProgressStatus {
-    pub key: PublicKey,
+    /// The archive's key, hex.
+    pub key: String,
     pub fork: u64,
     pub length: u64,
     pub contiguous: u64,
@@ -139,7 +140,7 @@ pub struct ProgressStatus {
 impl From<ArchiveProgress> for ProgressStatus {
     fn from(p: ArchiveProgress) -> Self {
         ProgressStatus {
-            key: p.key,
+            key: p.key.to_hex(),
             fork: p.fork,
             length: p.length,
             contiguous: p.contiguous,
@@ -445,7 +446,7 @@ impl Swarm {
             .iter()
             .map(|(addr, st)| AddrStatus {
                 addr: *addr,
-                source: source_name(st.source),
+                source: source_name(st.source).to_owned(),
                 connected: false,
                 failures: st.failures,
                 retry_in_secs: st.retry_at.saturating_duration_since(now).as_secs(),

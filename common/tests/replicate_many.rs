@@ -29,18 +29,19 @@ async fn six_hundred_archives_replicate_over_one_connection() {
     let dir = tempfile::tempdir().expect("tempdir");
     let base = dir.path().to_path_buf();
     // Building 1,200 logs is blocking disk work.
-    let (writers, replicas): (Vec<Arc<Log>>, Vec<Arc<Log>>) = tokio::task::spawn_blocking(move || {
-        (0..ARCHIVES)
-            .map(|i| {
-                let kp = KeyPair::from_seed(&seed(i));
-                let w = writer(&base.join(format!("w{i}")), &kp);
-                fill(&w, 0, ENTRIES);
-                (w, replica(&base.join(format!("r{i}")), &kp))
-            })
-            .unzip()
-    })
-    .await
-    .expect("join");
+    let (writers, replicas): (Vec<Arc<Log>>, Vec<Arc<Log>>) =
+        tokio::task::spawn_blocking(move || {
+            (0..ARCHIVES)
+                .map(|i| {
+                    let kp = KeyPair::from_seed(&seed(i));
+                    let w = writer(&base.join(format!("w{i}")), &kp);
+                    fill(&w, 0, ENTRIES);
+                    (w, replica(&base.join(format!("r{i}")), &kp))
+                })
+                .unzip()
+        })
+        .await
+        .expect("join");
 
     let server = listening_node().await;
     let addr = server.local_addr().expect("listening");
@@ -77,7 +78,10 @@ async fn six_hundred_archives_replicate_over_one_connection() {
     let peers = client.peers();
     assert_eq!(peers.len(), 1, "one connection: {peers:?}");
     wait_until(10, "a channel per archive", || {
-        client.peers().first().is_some_and(|p| p.channels == ARCHIVES)
+        client
+            .peers()
+            .first()
+            .is_some_and(|p| p.channels == ARCHIVES)
     })
     .await;
     // No block travelled twice (an archive's first block may come with its upgrade proof,

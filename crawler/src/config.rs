@@ -36,6 +36,9 @@ pub struct Config {
     pub max_archives: usize,
     pub ingest: IngestConfig,
     pub api: ApiConfig,
+    /// The hosting service (`[hosting] enabled = true`, `host`, `max_bytes`, `max_archives`,
+    /// `nonce_ttl_ms`, `signup_per_minute`, ...); off by default.
+    pub hosting: crate::hosting::HostingConfig,
 }
 
 impl Default for Config {
@@ -50,6 +53,7 @@ impl Default for Config {
             max_archives: 100_000,
             ingest: IngestConfig::default(),
             api: ApiConfig::default(),
+            hosting: crate::hosting::HostingConfig::default(),
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct Crawler {
     swarm: Option<Swarm>,
     held: Mutex<HashMap<PublicKey, Held>>,
     failed: Mutex<HashMap<PublicKey, String>>,
+    /// Serializes `learn`, so two callers learning one key never both try to open it.
+    opening: Mutex<()>,
     max_archives: usize,
 }
 
@@ -55,6 +57,7 @@ impl Crawler {
             swarm,
             held: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
+            opening: Mutex::new(()),
             max_archives,
         })
     }
@@ -79,6 +82,10 @@ impl Crawler {
     /// Holds, replicates and indexes the archive `key`; false if it was held already. Must run
     /// inside a tokio runtime.
     pub fn learn(&self, key: PublicKey) -> Result<bool, CrawlError> {
+        if self.held.lock().contains_key(&key) {
+            return Ok(false);
+        }
+        let _opening = self.opening.lock();
         if self.held.lock().contains_key(&key) {
             return Ok(false);
         }
@@ -140,6 +147,32 @@ impl Crawler {
             }
         }
         Ok(n)
+    }
+
+    /// The log of a held archive.
+    pub fn log(&self, key: &PublicKey) -> Option<Arc<fritter_common::log::Log>> {
+        self.held.lock().get(key).map(|h| h._open.log().clone())
+    }
+
+    /// Stops holding an archive and deletes its replica from the data directory (the hosting
+    /// service frees the space of archives it no longer hosts). True if it was held. The
+    /// ingester keeps the documents it committed.
+    pub fn forget(&self, key: &PublicKey) -> std::io::Result<bool> {
+        let Some(held) = self.held.lock().remove(key) else {
+            return Ok(false);
+        };
+        held.watcher.abort();
+        self.ingest.remove_source(key);
+        if let Some(swarm) = &self.swarm {
+            swarm.remove(key);
+        }
+        // Releases the store's lock before the files go.
+        drop(held);
+        match std::fs::remove_dir_all(self.store.archive_dir(key)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(e),
+        }
     }
 
     /// Whether the archive is held.

@@ -6,13 +6,17 @@
 //! - [`ingest`]: the ingest thread, from logs to index, with per-archive checkpoints.
 //! - [`index`]: schema, tokenizer, query grammar and the queries behind each view.
 //! - [`api`]: the axum router, its limits and its OpenAPI document; [`serve`]: the server.
+//! - [`pages`]: the read-only web pages (`web/crawler/`), served by the same router.
 //! - [`validate`]: the `check` command.
+//! - [`hosting`]: the hosting service (signup by proof of ownership, re-hosting with quotas).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod api;
 pub mod config;
 pub mod crawl;
+pub mod hosting;
 pub mod index;
 pub mod ingest;
+pub mod pages;
 pub mod serve;
 pub mod validate;

@@ -14,7 +14,8 @@ use clap::{Parser, Subcommand};
 use fritter_common::replicate::NodeConfig;
 use fritter_common::swarm::{Swarm, SwarmConfig};
 use fritter_common::store::Store;
-use fritter_crawler::api::{router, AppState};
+use fritter_crawler::api::{router, router_with, AppState};
+use fritter_crawler::hosting::Hosting;
 use fritter_crawler::config::Config;
 use fritter_crawler::crawl::Crawler;
 use fritter_crawler::index::Index;
@@ -185,9 +186,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let state = AppState::new(crawler.clone(), config.api.clone());
+    let app = if config.hosting.enabled {
+        let host = config.hosting.host.clone().unwrap_or_else(|| http.to_string());
+        let hosting = Hosting::open(
+            crawler.clone(),
+            config.hosting.clone(),
+            &config.data_dir,
+            &host,
+        )?;
+        hosting.spawn_checker();
+        println!(
+            "fritter-crawler: hosting service for https://{host}/ ({} accounts)",
+            hosting.accounts().len()
+        );
+        let _ = std::io::stdout().flush();
+        router_with(state, fritter_crawler::hosting::api::router(hosting))
+    } else {
+        router(state)
+    };
     fritter_crawler::serve::serve(
         listener,
-        router(state),
+        app,
         Duration::from_millis(config.api.header_timeout_ms),
         config.api.max_connections,
         fritter_crawler::serve::shutdown_signal(),

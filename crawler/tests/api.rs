@@ -265,8 +265,23 @@ async fn trending_needs_several_authors() {
     assert_eq!(trends[0]["authors"], 3);
     assert_eq!(trends[0]["samples"].as_array().unwrap().len(), 3);
     assert_eq!(trends[1]["authors"], 2);
-    for w in ["24h", "7d"] {
-        e.ok(&format!("/v1/trending?window={w}")).await;
+    // The chart series: 12 buckets of 5 minutes; every post counted once, all of them recent.
+    assert_eq!(t["buckets"]["count"], 12, "{t}");
+    assert_eq!(t["buckets"]["widthMs"], 300_000);
+    let series: Vec<u64> = trends[0]["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect();
+    assert_eq!(series.len(), 12, "{t}");
+    assert_eq!(series.iter().sum::<u64>(), 4, "{series:?}");
+    assert!(series[10] + series[11] == 4, "{series:?}");
+    for (w, n) in [("24h", 24), ("7d", 28)] {
+        let t = e.ok(&format!("/v1/trending?window={w}")).await;
+        assert_eq!(t["buckets"]["count"], n);
+        assert_eq!(t["trends"][0]["series"].as_array().unwrap().len(), n);
+        assert_eq!(t["trends"][0]["series"][n - 1], 4, "{t}");
     }
     let (s, v) = e.get("/v1/trending?window=2h").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -707,4 +722,47 @@ async fn stream_delivers_and_resumes_from_last_event_id() {
     let second = text.find("second #news").unwrap();
     let third = text.find("third #news").unwrap();
     assert!(second < third && !text.contains("first #news"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_are_served_with_a_strict_policy() {
+    let e = env();
+    for (uri, kind) in [
+        ("/", "text/html"),
+        ("/tag/rust", "text/html"),
+        ("/thread?uri=hyper%3A%2F%2Fx", "text/html"),
+        ("/profile/abc", "text/html"),
+        ("/trending?window=7d", "text/html"),
+        ("/assets/crawler.js", "text/javascript"),
+        ("/assets/crawler.css", "text/css"),
+        ("/assets/icon.svg", "image/svg+xml"),
+    ] {
+        let resp = router(e.state.clone())
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{uri}");
+        let h = resp.headers();
+        assert!(
+            h["content-type"].to_str().unwrap().starts_with(kind),
+            "{uri}: {:?}",
+            h["content-type"]
+        );
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.starts_with("default-src 'none'; script-src 'self';"), "{csp}");
+        assert!(!csp.contains("unsafe"), "{csp}");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        if kind == "text/html" {
+            // One shell: no inline script or style, only this server's assets.
+            assert!(text.contains(r#"<script src="/assets/crawler.js" defer></script>"#));
+            assert!(!text.contains("<script>") && !text.contains("style="));
+            assert!(!text.contains("http://") && !text.contains("https://"));
+        }
+    }
+    // The API is unchanged beside the pages: unknown paths are still JSON errors.
+    let (s, v) = e.get("/v1/nope").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(v["error"]["message"].is_string(), "{v}");
 }

@@ -185,6 +185,47 @@ Example: fritter sync --once --peer crawler.example.org:7800")]
         #[arg(long)]
         cursor: Option<String>,
     },
+
+    /// Keep your archive online on a hosting service while your machine sleeps
+    #[command(after_help = "Example: fritter host signup https://host.example.org\n\
+         fritter host add hyper://<key>/ --name blog")]
+    Host {
+        #[command(subcommand)]
+        command: HostCommand,
+    },
+}
+
+/// `fritter host` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Sign up with a hosting service: it proves you own your archive with a file you write
+    #[command(after_help = "The service must reach your archive: keep `fritter serve --peer <its replication address>` running.")]
+    Signup {
+        /// The service's address, https://HOST[:PORT] (http:// for a local one)
+        service: String,
+        /// Give up waiting for the service's confirmation after this many seconds
+        #[arg(long, default_value_t = 120, value_name = "SECS")]
+        timeout: u64,
+    },
+    /// Ask your hosting services to also keep an archive online
+    Add {
+        /// The archive: hyper://<key>/ or the bare 64-hex key
+        url: String,
+        /// The request's name, 1 to 64 of a-z 0-9 _ - [default: the key's first 12 hex digits]
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Stop hosting an archive: deletes /hosting/<name>.json
+    Rm {
+        /// The request's name, as `fritter host ls` shows it
+        name: String,
+    },
+    /// List your hosting requests and what each service says of them
+    Ls {
+        /// Ask this service instead of the ones you signed up with
+        #[arg(long, value_name = "URL")]
+        service: Option<String>,
+    },
 }
 
 /// How the node reaches peers; shared by `fritter sync` and `fritter serve`.

@@ -374,6 +374,10 @@ impl Index {
                 }
                 Ok(())
             })?;
+            if end == info.contiguous {
+                // Read through: the log's node cache is not needed until the next append.
+                archive.log().release_cache();
+            }
             let mut inner = self.inner.write();
             let own = self.own;
             inner.apply(key, own, ops, skipped, end, &mut changes);

@@ -23,7 +23,7 @@
 //!
 //! Modules: [`cli`] (commands and flags), [`config`] (the data directory), [`address`] (how
 //! commands name files), [`compose`] (building statuses, replies and likes), one module per
-//! group of commands ([`identity`], [`publish`], [`follows`], [`files`], [`backup`]), and
+//! group of commands ([`identity`], [`publish`], [`follows`], [`files`], [`backup`], [`host`] for hosting services), and
 //! [`output`] (text or JSON). `fritter serve` ([`serve`]) runs the node and the web app over an
 //! in-memory [`index`] of the own and followed archives, which [`views`] renders (also for
 //! `fritter feed`, [`feed`]); [`remote`] sends commands through a running `fritter serve`.
@@ -37,6 +37,7 @@ pub mod config;
 pub mod feed;
 pub mod files;
 pub mod follows;
+pub mod host;
 pub mod identity;
 pub mod index;
 pub mod output;
@@ -124,6 +125,7 @@ fn run_here(app: &App, command: Command, out: &mut Output<'_>) -> anyhow::Result
             out.emit(&sync::run(&app, &net.flags(), once, timeout, progress)?)?
         }
         Command::Peers => out.emit(&sync::peers(&app)?)?,
+        Command::Host { command } => host::run(&app, command, out)?,
         Command::Feed { limit, cursor } => {
             out.emit(&feed::feed(&app, cursor.as_deref(), usize::from(limit))?)?
         }

@@ -31,6 +31,12 @@ impl<'a> Output<'a> {
         }
     }
 
+    /// A progress line for a person, on stderr (in text and JSON modes alike).
+    pub fn note(&mut self, line: &str) -> io::Result<()> {
+        writeln!(self.stderr, "{line}")?;
+        self.stderr.flush()
+    }
+
     /// Prints one report: one line of JSON, or its text and then its warnings.
     pub fn emit<R: Report>(&mut self, report: &R) -> io::Result<()> {
         if self.json {

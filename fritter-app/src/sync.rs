@@ -18,7 +18,7 @@ use fritter_common::log::{Log, LogStatus};
 use fritter_common::model::ArchiveUrl;
 use fritter_common::replicate::NodeConfig;
 use fritter_common::store::{OpenArchive, Store};
-use fritter_common::swarm::{Swarm, SwarmConfig, SwarmStatus};
+use fritter_common::swarm::{AddrStatus, Swarm, SwarmConfig, SwarmStatus};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -213,11 +213,9 @@ pub struct StatusFile {
     pub pid: u32,
     /// Milliseconds since the epoch when this was written.
     pub written_at: u64,
-    pub status: SwarmStatusOwned,
+    /// A [`SwarmStatus`].
+    pub status: serde_json::Value,
 }
-
-/// [`SwarmStatus`] as read back from the status file.
-pub type SwarmStatusOwned = serde_json::Value;
 
 fn millis_now() -> u64 {
     std::time::SystemTime::now()
@@ -465,52 +463,7 @@ pub struct Peers {
     /// Seconds since the running sync wrote its status.
     pub age_secs: u64,
     #[serde(flatten)]
-    pub status: SwarmStatusView,
-}
-
-/// The fields of [`SwarmStatus`] that `fritter peers` shows, read back from JSON.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SwarmStatusView {
-    pub listen: Option<SocketAddr>,
-    pub connections: Vec<ConnView>,
-    pub max_connections: usize,
-    pub addresses: Vec<AddrView>,
-    pub archives: Vec<ProgressView>,
-    pub dht: String,
-    pub mdns: Option<String>,
-    pub announced: usize,
-    pub blocks_downloaded: u64,
-    pub blocks_uploaded: u64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ConnView {
-    pub addr: SocketAddr,
-    pub initiator: bool,
-    pub channels: usize,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AddrView {
-    pub addr: SocketAddr,
-    pub source: String,
-    pub connected: bool,
-    pub failures: u32,
-    pub retry_in_secs: u64,
-    pub last_error: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProgressView {
-    pub key: String,
-    pub length: u64,
-    pub contiguous: u64,
-    pub peers: usize,
-    pub remote_length: u64,
+    pub status: SwarmStatus,
 }
 
 impl fmt::Display for Peers {
@@ -539,7 +492,7 @@ impl fmt::Display for Peers {
                 c.channels
             )?;
         }
-        let waiting: Vec<&AddrView> = s
+        let waiting: Vec<&AddrStatus> = s
             .addresses
             .iter()
             .filter(|a| !a.connected && a.failures > 0)
@@ -603,7 +556,7 @@ pub fn peers(app: &App) -> anyhow::Result<Peers> {
     if !alive {
         return Err(not_running());
     }
-    let status: SwarmStatusView = serde_json::from_value(file.status)
+    let status: SwarmStatus = serde_json::from_value(file.status)
         .with_context(|| format!("{} is damaged; restart `fritter sync`", path.display()))?;
     if status.archives.is_empty() && status.listen.is_none() {
         bail!("the running sync reports nothing yet; try again in a second");

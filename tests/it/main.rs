@@ -7,3 +7,4 @@ mod sync;
 mod app;
 mod web;
 mod crawler;
+mod crawler_web;

@@ -1489,6 +1489,13 @@ impl Log {
         );
     }
 
+    /// Frees the cache of verified tree nodes. A process that holds many logs and has finished
+    /// reading one through (an index build) calls this so the log costs little memory until it
+    /// is read again; later reads verify against the signed roots and fill the cache anew.
+    pub fn release_cache(&self) {
+        *self.verified.lock() = HashMap::new();
+    }
+
     /// Whether block `seq` is stored locally.
     pub fn has(&self, seq: u64) -> Result<bool, LogError> {
         let mut st = self.state.lock();

@@ -87,9 +87,6 @@ pub(crate) async fn run(
 }
 
 /// Why the event loop stopped, before it is told apart into an [`End`].
-/// Channel opens queued per turn of the connection loop (see `drive`).
-const OPENS_PER_TURN: usize = 128;
-
 async fn drive(
     shared: &Arc<Shared>,
     mut protocol: Protocol,
@@ -113,15 +110,8 @@ async fn drive(
 
     loop {
         // Opens go through the protocol's bounded command queue; never wait on it here, since
-        // this loop is what drains it. At most OPENS_PER_TURN per turn: `hypercore-protocol`
-        // sends what is queued as one batch, and a batch over 64 KiB (about 600 opens) arrives
-        // garbled at the peer, so a large set of archives opens over several turns.
-        let mut opens = 0;
+        // this loop is what drains it.
         while let Some(dk) = to_open.front() {
-            if opens == OPENS_PER_TURN {
-                break;
-            }
-            opens += 1;
             let Some(entry) = shared.archive(&dk) else {
                 to_open.pop();
                 continue;
@@ -136,7 +126,6 @@ async fn drive(
             }
         }
 
-        let more_opens = opens == OPENS_PER_TURN && to_open.front().is_some();
         tokio::select! {
             biased;
             _ = shared.cancel.cancelled() => return End::Local,
@@ -208,8 +197,6 @@ async fn drive(
                 // Removed archives close their own channels (their replicators watch for it).
                 opened.retain(|dk| keys.contains_key(dk));
             }
-            // The protocol was polled above (flushing the opens queued so far): queue more.
-            _ = tokio::task::yield_now(), if more_opens => {}
             Some(done) = replicators.join_next() => {
                 match done {
                     Ok((dk, result)) => {

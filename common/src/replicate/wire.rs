@@ -846,11 +846,157 @@ mod tests {
                 },
             ]
         );
-        // Re-encoded as one batch that hypercore-protocol's decoder splits correctly.
+        // Re-encoded as one batch per channel, which hypercore-protocol's decoder splits
+        // correctly.
         let frames = encode_frames(&got).unwrap();
-        assert_eq!(frames.len(), 1);
-        let again = Guard::default().parse_frame(&frames[0]).unwrap();
-        assert_eq!(again, got);
+        assert_eq!(frames.len(), 2);
+        assert_eq!(decode_as_hypercore_protocol(&frames).unwrap(), got);
+    }
+
+    /// `hypercore-protocol` 0.7.2's frame decoder (`message.rs`,
+    /// `decode_unframed_channel_messages` under `vec_decode`), ported step for step onto its
+    /// public `Message::decode`, since the original is crate-private. The version is pinned
+    /// (`=0.7.2`), so this is what the guard feeds.
+    fn decode_as_hypercore_protocol(frames: &[Vec<u8>]) -> Result<Vec<Parsed>, String> {
+        use compact_encoding::decode_usize;
+        let e = |e: compact_encoding::EncodingError| e.to_string();
+        let mut out = Vec::new();
+        for frame in frames {
+            let mut buf = frame.as_slice();
+            while !buf.is_empty() {
+                if buf.len() >= 3 && buf[0] == 0 && buf[1] == 0 {
+                    buf = &buf[2..];
+                    let mut channel;
+                    (channel, buf) = u64::decode(buf).map_err(e)?;
+                    while !buf.is_empty() {
+                        let len;
+                        (len, buf) = decode_usize(buf).map_err(e)?;
+                        if len > buf.len() {
+                            return Err(format!(
+                                "received invalid message length: [{len}] but we have [{}] remaining bytes",
+                                buf.len()
+                            ));
+                        }
+                        if buf.len() <= 1 {
+                            return Err(format!("received empty message [{buf:?}]"));
+                        }
+                        // The length is not used to delimit the message.
+                        let message;
+                        (message, buf) = Message::decode(buf).map_err(e)?;
+                        out.push(Parsed { channel, message });
+                        // The channel switch: note that the `0` itself is decoded as the id.
+                        if !buf.is_empty() && buf[0] == 0 {
+                            (channel, buf) = u64::decode(buf).map_err(e)?;
+                        }
+                    }
+                } else if buf.len() >= 3 && buf[0] == 0 && buf[1] == 1 {
+                    let open;
+                    (open, buf) = Open::decode(&buf[2..]).map_err(e)?;
+                    out.push(Parsed {
+                        channel: 0,
+                        message: Message::Open(open),
+                    });
+                } else if buf.len() >= 3 && buf[0] == 0 && buf[1] == 3 {
+                    let close;
+                    (close, buf) = Close::decode(&buf[2..]).map_err(e)?;
+                    out.push(Parsed {
+                        channel: 0,
+                        message: Message::Close(close),
+                    });
+                } else if buf.len() >= 3 && buf[0] == 0 {
+                    return Err("received invalid special message".into());
+                } else if buf.len() >= 2 {
+                    let (channel, rest) = u64::decode(buf).map_err(e)?;
+                    let message;
+                    (message, buf) = Message::decode(rest).map_err(e)?;
+                    out.push(Parsed { channel, message });
+                } else {
+                    return Err(format!("received too short message, {buf:?}"));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Channel messages as one batch that switches channel where the channel changes: what
+    /// `hypercore-protocol`'s encoder and JS protomux send when several channels have queued
+    /// messages.
+    fn mixed_batch(messages: &[Parsed]) -> Vec<u8> {
+        let mut f = vec![0, 0];
+        let mut channel = messages[0].channel;
+        push_uint(&mut f, channel);
+        for p in messages {
+            if p.channel != channel {
+                f.push(0);
+                channel = p.channel;
+                push_uint(&mut f, channel);
+            }
+            let body = encode_message(&p.message).unwrap();
+            push_uint(&mut f, body.len() as u64);
+            f.extend(body);
+        }
+        f
+    }
+
+    /// Regression: with about 500 archives on one connection, batches like this one (the start
+    /// of one captured in the many_archives bench: sync and range on channels 216, 170 and 255,
+    /// the last written `fd ff 00`) reached `hypercore-protocol` unchanged; it read the `0` of
+    /// the switch as channel 0 and the next channel id as a length, failing with "Invalid
+    /// message type to decode" or "received invalid message length" and dropping the connection.
+    #[test]
+    fn batch_switching_channels_reaches_hypercore_protocol_intact() {
+        let sync: &[u8] = &[5, 0, 3, 0, 10, 0];
+        let range: &[u8] = &[4, 8, 0, 0, 10];
+        let input = frame(&[
+            &[0, 0, 0xd8],
+            sync,
+            range,
+            &[0, 0xaa],
+            sync,
+            range,
+            &[0, 0xfd, 0xff, 0x00],
+            sync,
+            range,
+        ]);
+        let got = Guard::default().parse_frame(&input).unwrap();
+        let on = |channel| {
+            [
+                Parsed {
+                    channel,
+                    message: Message::Synchronize(Synchronize {
+                        fork: 0,
+                        length: 10,
+                        remote_length: 0,
+                        can_upgrade: true,
+                        uploading: true,
+                        downloading: false,
+                    }),
+                },
+                Parsed {
+                    channel,
+                    message: Message::Range(Range {
+                        drop: false,
+                        start: 0,
+                        length: 10,
+                    }),
+                },
+            ]
+        };
+        let want: Vec<Parsed> = [on(0xd8), on(0xaa), on(0xff)].concat();
+        assert_eq!(got, want);
+        // The batch as it came is mis-read by hypercore-protocol's decoder (channel 170 taken
+        // for a length)...
+        let as_is = decode_as_hypercore_protocol(std::slice::from_ref(&input));
+        assert!(
+            as_is
+                .as_ref()
+                .is_err_and(|e| e.contains("invalid message length: [170]")),
+            "{as_is:?}"
+        );
+        // ... so it gets one batch per channel, which it decodes exactly.
+        let frames = encode_frames(&got).unwrap();
+        assert_eq!(frames.len(), 3);
+        assert_eq!(decode_as_hypercore_protocol(&frames).unwrap(), want);
     }
 
     #[test]
@@ -908,6 +1054,7 @@ mod tests {
                     again.extend(g2.parse_frame(f).unwrap());
                 }
                 proptest::prop_assert_eq!(&again, &parsed);
+                proptest::prop_assert_eq!(&decode_as_hypercore_protocol(&frames).unwrap(), &parsed);
                 // What hypercore-protocol decodes from our encoding is what we parsed.
                 for p in parsed.iter().filter(|p| !matches!(p.message, Message::Open(_) | Message::Close(_))) {
                     let body = encode_message(&p.message).unwrap();
@@ -924,10 +1071,11 @@ mod tests {
             flips in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 0..4),
         ) {
             let parsed: Vec<Parsed> = msgs.into_iter().map(|(channel, message)| Parsed { channel, message }).collect();
+            let input = mixed_batch(&parsed);
+            proptest::prop_assert_eq!(&Guard::default().parse_frame(&input).unwrap(), &parsed);
             let frames = encode_frames(&parsed).unwrap();
-            proptest::prop_assert_eq!(frames.len(), 1);
-            proptest::prop_assert_eq!(&Guard::default().parse_frame(&frames[0]).unwrap(), &parsed);
-            let mut bad = frames[0].clone();
+            proptest::prop_assert_eq!(&decode_as_hypercore_protocol(&frames).unwrap(), &parsed);
+            let mut bad = input;
             for (at, x) in flips {
                 let i = at % bad.len();
                 bad[i] ^= x;
@@ -941,9 +1089,12 @@ mod tests {
                 .iter()
                 .map(|&(start, length, channel)| Parsed { channel, message: Message::Range(Range { drop: false, start, length }) })
                 .collect();
+            proptest::prop_assert_eq!(&Guard::default().parse_frame(&mixed_batch(&parsed)).unwrap(), &parsed);
+            // One frame per run of one channel's messages.
+            let runs = 1 + parsed.windows(2).filter(|w| w[0].channel != w[1].channel).count();
             let frames = encode_frames(&parsed).unwrap();
-            proptest::prop_assert_eq!(frames.len(), 1);
-            proptest::prop_assert_eq!(Guard::default().parse_frame(&frames[0]).unwrap(), parsed);
+            proptest::prop_assert_eq!(frames.len(), runs);
+            proptest::prop_assert_eq!(decode_as_hypercore_protocol(&frames).unwrap(), parsed);
         }
     }
 

@@ -37,7 +37,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
 pub use error::ApiError;
-use ratelimit::RateLimiter;
+pub(crate) use ratelimit::RateLimiter;
 
 use crate::crawl::Crawler;
 use crate::index::query;
@@ -245,8 +245,15 @@ fn now_ms() -> i64 {
 
 /// The API's routes with every limit applied; merge other routers into it as needed.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] plus `extra` routes (the hosting service), under the same limits: rate limit,
+/// body limit, timeout, catch-panic.
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let config = state.inner.config.clone();
     Router::new()
+        .merge(extra)
         .route("/openapi.json", get(openapi::handler))
         .route("/v1/status", get(status))
         .route("/v1/mentions/{key}", get(mentions))
@@ -257,6 +264,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/archives/{key}/followers", get(followers))
         .route("/v1/stream", get(stream))
         .route("/v1/crawl", post(crawl))
+        .merge(crate::pages::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint: see /openapi.json".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .layer(DefaultBodyLimit::max(config.body_limit))
@@ -514,10 +522,11 @@ async fn trending(
 ) -> Result<Json<Value>, ApiError> {
     let p = params(q, &["window", "limit", "scope", "viewer"])?;
     let window = p.get("window").map_or("24h", String::as_str);
-    let span: i64 = match window {
-        "1h" => 3_600_000,
-        "24h" => 86_400_000,
-        "7d" => 7 * 86_400_000,
+    // The window and its chart buckets: 12 of 5 minutes, 24 of an hour, 28 of 6 hours.
+    let (span, width): (i64, i64) = match window {
+        "1h" => (3_600_000, 300_000),
+        "24h" => (86_400_000, 3_600_000),
+        "7d" => (7 * 86_400_000, 6 * 3_600_000),
         _ => return Err(ApiError::param("window", "one of 1h, 24h, 7d")),
     };
     let limit = limit(&p, 10)?;
@@ -526,13 +535,27 @@ async fn trending(
     // Statuses dated a little in the future count (clock skew); further out they do not.
     let (from, to) = (now - span, now + 300_000);
     let min = state.config().min_trend_authors;
+    let buckets = search::Buckets {
+        start_ms: from,
+        width_ms: width,
+        count: (span / width) as usize,
+    };
+    let q = search::TrendQuery {
+        from,
+        to,
+        authors,
+        min_authors: min,
+        limit,
+        samples: 3,
+        buckets,
+    };
     let trends = state
-        .blocking(move |idx| Ok(search::trending(idx, from, to, authors, min, limit, 3)?))
+        .blocking(move |idx| Ok(search::trending(idx, q)?))
         .await?;
     Ok(answer(
         &state,
         info,
-        json!({"window": window, "minAuthors": min, "trends": trends}),
+        json!({"window": window, "minAuthors": min, "buckets": buckets, "trends": trends}),
     ))
 }
 

@@ -87,9 +87,13 @@ pub fn document() -> Value {
         "/v1/trending": {"get": {"summary": "Top tags in a window by distinct authors, then posts; a tag needs several authors",
             "parameters": [param("window", "query", false, "1h, 24h (default) or 7d", json!({"type": "string", "enum": ["1h", "24h", "7d"]})), limit, scope, viewer],
             "responses": ok("Trends", json!({"type": "object", "required": ["trends", "coverage"], "properties": {
+                "buckets": {"type": "object", "description": "The time buckets of each trend's series: count buckets of widthMs from startMs (Unix ms); the last also counts statuses dated up to 5 minutes ahead",
+                    "required": ["startMs", "widthMs", "count"], "properties": {
+                    "startMs": {"type": "integer"}, "widthMs": {"type": "integer"}, "count": {"type": "integer"}}},
                 "trends": {"type": "array", "items": {"type": "object", "required": ["tag", "posts", "authors", "samples"], "properties": {
                     "tag": {"type": "string"}, "posts": {"type": "integer"}, "authors": {"type": "integer"},
                     "firstSeenMs": {"type": "integer"},
+                    "series": {"type": "array", "items": {"type": "integer"}, "description": "Posts per bucket of `buckets`, oldest first"},
                     "samples": {"type": "array", "items": {"$ref": "#/components/schemas/StatusHit"}}}}},
                 "coverage": {"$ref": "#/components/schemas/Coverage"}}}))}},
         "/v1/search": {"get": {"summary": "Search statuses",

@@ -426,7 +426,46 @@ pub struct Trend {
     pub authors: u64,
     /// `createdAt` (Unix ms) of the earliest post in the window.
     pub first_seen_ms: i64,
+    /// Posts per time bucket over the window, oldest first (see [`Buckets`]): the chart of
+    /// the trending page.
+    pub series: Vec<u64>,
     pub samples: Vec<Value>,
+}
+
+/// Most buckets a trending series has.
+pub const MAX_BUCKETS: usize = 200;
+
+/// The time buckets of a trending series: `count` buckets of `width_ms` from `start_ms`.
+/// Statuses dated after the last bucket (clock skew) count in the last one.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Buckets {
+    pub start_ms: i64,
+    pub width_ms: i64,
+    pub count: usize,
+}
+
+impl Buckets {
+    fn of(&self, created: i64) -> usize {
+        let i = (created.saturating_sub(self.start_ms) / self.width_ms.max(1)).max(0);
+        (i as usize).min(self.count.saturating_sub(1))
+    }
+}
+
+/// What [`trending`] is asked.
+#[derive(Debug, Clone)]
+pub struct TrendQuery {
+    /// Statuses created in `[from, to)`, Unix ms.
+    pub from: i64,
+    pub to: i64,
+    /// Hex keys: only statuses of these archives.
+    pub authors: Option<Vec<String>>,
+    /// Distinct authors a tag needs.
+    pub min_authors: u64,
+    pub limit: usize,
+    /// Newest statuses shown per tag.
+    pub samples: usize,
+    pub buckets: Buckets,
 }
 
 #[derive(Default)]
@@ -434,6 +473,7 @@ struct TagStat {
     posts: u64,
     authors: HashSet<u64>,
     first: i64,
+    series: Vec<u64>,
 }
 
 impl TagStat {
@@ -443,15 +483,24 @@ impl TagStat {
         }
         self.posts += o.posts;
         self.authors.extend(o.authors);
+        if self.series.len() < o.series.len() {
+            self.series.resize(o.series.len(), 0);
+        }
+        for (a, b) in self.series.iter_mut().zip(o.series) {
+            *a += b;
+        }
     }
 }
 
-struct TrendCollector;
+struct TrendCollector {
+    buckets: Buckets,
+}
 
 struct TrendSegment {
     tags: Option<tantivy::columnar::StrColumn>,
     authors: Option<tantivy::columnar::Column<u64>>,
     created: Option<tantivy::columnar::Column<i64>>,
+    buckets: Buckets,
     stats: HashMap<u64, TagStat>,
 }
 
@@ -465,6 +514,7 @@ impl Collector for TrendCollector {
             tags: ff.str("tags")?,
             authors: ff.u64("author_id").ok(),
             created: ff.i64("created").ok(),
+            buckets: self.buckets,
             stats: HashMap::new(),
         })
     }
@@ -506,6 +556,12 @@ impl SegmentCollector for TrendSegment {
             }
             s.posts += 1;
             s.authors.insert(author);
+            if s.series.is_empty() {
+                s.series = vec![0; self.buckets.count];
+            }
+            if let Some(b) = s.series.get_mut(self.buckets.of(created)) {
+                *b += 1;
+            }
         }
     }
 
@@ -525,33 +581,30 @@ impl SegmentCollector for TrendSegment {
 }
 
 /// Top tags of statuses created in `[from, to)`: ranked by distinct authors, then posts; a tag
-/// needs at least `min_authors` authors (so one author cannot make it trend).
-pub fn trending(
-    idx: &Index,
-    from: i64,
-    to: i64,
-    authors: Option<Vec<String>>,
-    min_authors: u64,
-    limit: usize,
-    samples: usize,
-) -> Result<Vec<Trend>, IndexError> {
+/// needs at least `min_authors` authors (so one author cannot make it trend). Each comes with
+/// its posts per time bucket.
+pub fn trending(idx: &Index, q: TrendQuery) -> Result<Vec<Trend>, IndexError> {
+    let buckets = Buckets {
+        count: q.buckets.count.clamp(1, MAX_BUCKETS),
+        ..q.buckets
+    };
     let filter = Filter {
-        authors,
-        since: Some(from),
-        until: Some(to),
+        authors: q.authors,
+        since: Some(q.from),
+        until: Some(q.to),
         ..Filter::default()
     };
     let searcher = idx.reader.searcher();
-    let q = BooleanQuery::new(filter.clauses(&idx.f));
-    let stats = searcher.search(&q, &TrendCollector)?;
+    let bq = BooleanQuery::new(filter.clauses(&idx.f));
+    let stats = searcher.search(&bq, &TrendCollector { buckets })?;
     let mut ranked: Vec<(String, TagStat)> = stats
         .into_iter()
-        .filter(|(_, s)| s.authors.len() as u64 >= min_authors)
+        .filter(|(_, s)| s.authors.len() as u64 >= q.min_authors)
         .collect();
     ranked.sort_by(|a, b| {
         (b.1.authors.len(), b.1.posts, &a.0).cmp(&(a.1.authors.len(), a.1.posts, &b.0))
     });
-    ranked.truncate(limit);
+    ranked.truncate(q.limit);
     ranked
         .into_iter()
         .map(|(tag, s)| {
@@ -562,13 +615,16 @@ pub fn trending(
                     ..filter.clone()
                 },
                 Sort::Latest,
-                samples,
+                q.samples,
                 None,
             )?;
+            let mut series = s.series;
+            series.resize(buckets.count, 0);
             Ok(Trend {
                 posts: s.posts,
                 authors: s.authors.len() as u64,
                 first_seen_ms: s.first,
+                series,
                 samples: page.hits,
                 tag,
             })

@@ -37,7 +37,7 @@ use crate::compose::Parent;
 use crate::index::{status_key, Cursor};
 use crate::output::Report;
 use crate::views::{Author, Item, NotificationShown, Views};
-use crate::{follows, identity, publish};
+use crate::{follows, host, identity, publish};
 
 /// Largest request body: a status is at most 4000 bytes of text.
 const MAX_BODY: usize = 64 * 1024;
@@ -68,6 +68,7 @@ pub fn router(node: Arc<Node>, stop: watch::Receiver<bool>) -> Router {
         .route("/api/unfollow", post(unfollow))
         .route("/api/profile", post(edit_profile))
         .route("/api/notifications/read", post(mark_read))
+        .route("/api/file", post(put_file))
         .route_layer(middleware::from_fn_with_state(node.clone(), guard_write));
     Router::new()
         .route("/", get(page))
@@ -799,6 +800,25 @@ async fn mark_read(
         Ok(Json(
             json!({ "unread": live.index.unread(read), "readUpTo": read }),
         ))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct FileBody {
+    path: String,
+    value: Value,
+}
+
+/// Writes a `/proofs/` or `/hosting/` file (`fritter host` through serve), validated.
+async fn put_file(
+    State(state): State<AppState>,
+    Json(body): Json<FileBody>,
+) -> ApiResult<Json<Value>> {
+    with_live(&state.node, move |node, live| {
+        let written = host::put_in(&live.own, &body.path, body.value)?;
+        node.refresh(live, &live.own.key())?;
+        done(&written)
     })
     .await
 }
