@@ -338,7 +338,10 @@ impl Daemon {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited ({status}) while waiting for {what}", self.command);
+                panic!(
+                    "{} exited ({status}) while waiting for {what}",
+                    self.command
+                );
             }
             if std::time::Instant::now() > deadline {
                 panic!("{what} did not happen within {secs} s");

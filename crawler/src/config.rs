@@ -2,6 +2,21 @@
 //! else TOML), every field optional, then command-line flags on top. The defaults run on a fresh
 //! machine: data in `./fritter-crawler-data`, the API on `127.0.0.1:8080`, replication on a
 //! free port.
+//!
+//! The hosting service is off unless the file says so; its keys, with their defaults:
+//!
+//! ```toml
+//! [hosting]
+//! enabled = true
+//! host = "host.example.org"      # what proofs must name; default: the --http address
+//! max_bytes = 100000000          # per account, all its archives (its own included)
+//! max_archives = 15              # per account, its own included
+//! nonce_ttl_ms = 600000          # how long a signup nonce is valid
+//! signup_per_minute = 10         # signups per client address
+//! max_pending = 10000            # live nonces at most
+//! max_nonces_per_archive = 16
+//! check_interval_ms = 1000       # longest pause between checks (changes trigger one at once)
+//! ```
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -114,5 +129,19 @@ mod tests {
         assert_eq!(c.ingest.batch_entries, 10);
         std::fs::write(&j, r#"{"unknown": 1}"#).unwrap();
         assert!(Config::load(&j).is_err());
+    }
+
+    #[test]
+    fn hosting_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("c.toml");
+        assert!(!Config::default().hosting.enabled);
+        std::fs::write(&t, "[hosting]\nenabled = true\nmax_archives = 3\n").unwrap();
+        let c = Config::load(&t).unwrap();
+        assert!(c.hosting.enabled);
+        assert_eq!(c.hosting.max_archives, 3);
+        assert_eq!(c.hosting.max_bytes, 100_000_000);
+        std::fs::write(&t, "[hosting]\nenabled = true\nmax_acounts = 3\n").unwrap();
+        assert!(Config::load(&t).is_err());
     }
 }

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use fritter_common::crypto::PublicKey;
 use fritter_common::model::ArchiveUrl;
 use fritter_common::replicate::Node;
-use fritter_common::swarm::Swarm;
 use fritter_common::store::{OpenArchive, Store, StoreError};
+use fritter_common::swarm::Swarm;
 use parking_lot::Mutex;
 
 use crate::ingest::Ingester;

@@ -438,7 +438,6 @@ impl Worker {
             File::Status { status, .. } => {
                 let uri = format!("hyper://{hex}{path}");
                 doc.add_text(f.kind, "status");
-                doc.add_text(f.url, &uri);
                 doc.add_text(f.text, &status.text);
                 doc.add_i64(f.created, status.created_at.unix_millis());
                 for t in &status.tags {
@@ -450,7 +449,6 @@ impl Worker {
                 }
                 if let Some(reply) = &status.reply {
                     doc.add_text(f.root, reply.root.url.to_string());
-                    doc.add_text(f.parent, reply.parent.url.to_string());
                     found.push(reply.root.url.key().into());
                     found.push(reply.parent.url.key().into());
                 }

@@ -12,12 +12,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use fritter_common::replicate::NodeConfig;
-use fritter_common::swarm::{Swarm, SwarmConfig};
 use fritter_common::store::Store;
+use fritter_common::swarm::{Swarm, SwarmConfig};
 use fritter_crawler::api::{router, router_with, AppState};
-use fritter_crawler::hosting::Hosting;
 use fritter_crawler::config::Config;
 use fritter_crawler::crawl::Crawler;
+use fritter_crawler::hosting::Hosting;
 use fritter_crawler::index::Index;
 use fritter_crawler::ingest::Ingester;
 
@@ -187,7 +187,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = std::io::stdout().flush();
     let state = AppState::new(crawler.clone(), config.api.clone());
     let app = if config.hosting.enabled {
-        let host = config.hosting.host.clone().unwrap_or_else(|| http.to_string());
+        let host = config
+            .hosting
+            .host
+            .clone()
+            .unwrap_or_else(|| http.to_string());
         let hosting = Hosting::open(
             crawler.clone(),
             config.hosting.clone(),

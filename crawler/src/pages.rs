@@ -70,7 +70,11 @@ async fn script() -> Response {
 }
 
 async fn style() -> Response {
-    asset("text/css; charset=utf-8", CRAWLER_CSS, "public, max-age=300")
+    asset(
+        "text/css; charset=utf-8",
+        CRAWLER_CSS,
+        "public, max-age=300",
+    )
 }
 
 async fn icon() -> Response {

@@ -468,7 +468,10 @@ async fn restart_and_schema_change_reindex_without_loss_or_duplicates() {
     // Pretend the index was written by another schema version: it must be rebuilt.
     let meta = dir.path().join("index/meta.json");
     let text = std::fs::read_to_string(&meta).unwrap();
-    let bumped = text.replace("\\\"schema\\\":1", "\\\"schema\\\":999");
+    let bumped = text.replace(
+        &format!("\\\"schema\\\":{}", fritter_crawler::index::SCHEMA_VERSION),
+        "\\\"schema\\\":999",
+    );
     assert_ne!(text, bumped, "the payload holds the schema version");
     std::fs::write(&meta, bumped).unwrap();
 
@@ -749,10 +752,15 @@ async fn pages_are_served_with_a_strict_policy() {
             h["content-type"]
         );
         let csp = h["content-security-policy"].to_str().unwrap();
-        assert!(csp.starts_with("default-src 'none'; script-src 'self';"), "{csp}");
+        assert!(
+            csp.starts_with("default-src 'none'; script-src 'self';"),
+            "{csp}"
+        );
         assert!(!csp.contains("unsafe"), "{csp}");
         assert_eq!(h["x-content-type-options"], "nosniff");
-        let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
         let text = String::from_utf8(body.to_vec()).unwrap();
         if kind == "text/html" {
             // One shell: no inline script or style, only this server's assets.

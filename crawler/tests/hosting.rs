@@ -129,7 +129,10 @@ impl Env {
         let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
             .await
             .unwrap();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     async fn get(&self, uri: &str) -> (StatusCode, Value) {
@@ -175,7 +178,12 @@ impl Env {
         v
     }
 
-    async fn wait_status(&self, key: &PublicKey, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    async fn wait_status(
+        &self,
+        key: &PublicKey,
+        what: &str,
+        cond: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let (s, v) = self.get(&format!("/v1/hosting/{}", key.to_hex())).await;
@@ -247,7 +255,9 @@ async fn signup_by_proof_creates_a_persistent_public_account() {
     let nonce = env.signup(&a.key).await;
     let pending = env
         .wait_status(&a.key, "the missing proof reported", |v| {
-            v["problem"].as_str().is_some_and(|p| p.contains("no proof"))
+            v["problem"]
+                .as_str()
+                .is_some_and(|p| p.contains("no proof"))
         })
         .await;
     assert_eq!(pending["account"], false);
@@ -321,7 +331,9 @@ async fn a_nonce_issued_for_another_archive_is_refused() {
     env.replicated(&c).await;
     let h = env.hosting.clone();
     let ck = c.key;
-    let r = tokio::task::spawn_blocking(move || h.claim(&ck)).await.unwrap();
+    let r = tokio::task::spawn_blocking(move || h.claim(&ck))
+        .await
+        .unwrap();
     assert_eq!(r.unwrap_err(), HostingError::OtherArchive);
     let (s, _) = env.get(&format!("/v1/hosting/{}", c.key.to_hex())).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
@@ -346,7 +358,9 @@ async fn a_nonce_issued_by_another_service_is_refused() {
     // The other service's proof, at its own path: not ours.
     write_proof(&a, "other.test", foreign_nonce);
     env.wait_status(&a.key, "no proof for us", |v| {
-        v["problem"].as_str().is_some_and(|p| p.contains("no proof"))
+        v["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("no proof"))
     })
     .await;
     // The other service's nonce in a proof naming us: unknown here.
@@ -375,11 +389,15 @@ async fn an_expired_nonce_is_refused() {
     env.replicated(&a).await;
     let h = env.hosting.clone();
     let k = a.key;
-    let r = tokio::task::spawn_blocking(move || h.claim(&k)).await.unwrap();
+    let r = tokio::task::spawn_blocking(move || h.claim(&k))
+        .await
+        .unwrap();
     assert_eq!(r.unwrap_err(), HostingError::Expired);
     // Expired nonces are dropped: a later check finds nothing pending.
     let h = env.hosting.clone();
-    tokio::task::spawn_blocking(move || h.check()).await.unwrap();
+    tokio::task::spawn_blocking(move || h.check())
+        .await
+        .unwrap();
     assert!(env.hosting.accounts().is_empty());
     let (s, _) = env.get(&format!("/v1/hosting/{}", a.key.to_hex())).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
@@ -394,7 +412,9 @@ async fn a_proof_deleted_before_the_check_creates_nothing() {
     a.open.delete(&proof_path()).unwrap();
     env.replicated(&a).await;
     let h = env.hosting.clone();
-    tokio::task::spawn_blocking(move || h.check()).await.unwrap();
+    tokio::task::spawn_blocking(move || h.check())
+        .await
+        .unwrap();
     assert!(env.hosting.accounts().is_empty());
     let v = env.status(&a.key).await;
     assert!(v["problem"].as_str().unwrap().contains("no proof"), "{v}");
@@ -407,7 +427,10 @@ async fn weak_keys_and_bad_requests_are_refused() {
     weak[0] = 1;
     let (s, v) = env.post_signup(&hex::encode(weak)).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("weak"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("weak"),
+        "{v}"
+    );
     let (s, _) = env.get(&format!("/v1/hosting/{}", hex::encode(weak))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     for body in ["", "{}", "[1]", "{\"archive\": 5}", "{\"archive\": \"zz\"}"] {
@@ -506,7 +529,11 @@ async fn many_small_archives_cannot_bypass_the_archive_quota() {
         .iter()
         .map(|x| x["state"].as_str().unwrap())
         .collect();
-    assert_eq!(states, ["hosted", "hosted", "hosted", "refused", "refused"], "{v}");
+    assert_eq!(
+        states,
+        ["hosted", "hosted", "hosted", "refused", "refused"],
+        "{v}"
+    );
     assert!(v["archives"][3]["reason"]
         .as_str()
         .unwrap()
@@ -535,7 +562,9 @@ async fn an_archive_that_grows_past_the_quota_stops_updating_and_deleting_the_re
     env.account(&a).await;
     request_hosting(&a, "blog", &b.key);
     let v = env
-        .wait_status(&a.key, "B hosted", |v| v["archives"][1]["state"] == "hosted")
+        .wait_status(&a.key, "B hosted", |v| {
+            v["archives"][1]["state"] == "hosted"
+        })
         .await;
     assert!(v["usedBytes"].as_u64().unwrap() < 2000, "{v}");
     env.replicated(&b).await;
@@ -544,7 +573,9 @@ async fn an_archive_that_grows_past_the_quota_stops_updating_and_deleting_the_re
         post(&b.open, &format!("growing {i} {}", "x".repeat(100)));
     }
     let v = env
-        .wait_status(&a.key, "B frozen", |v| v["archives"][1]["state"] == "frozen")
+        .wait_status(&a.key, "B frozen", |v| {
+            v["archives"][1]["state"] == "frozen"
+        })
         .await;
     assert!(
         v["archives"][1]["reason"]

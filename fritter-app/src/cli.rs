@@ -159,9 +159,11 @@ Example: fritter serve --http 127.0.0.1:8473 --peer 192.168.1.20:7800"
     },
 
     /// Replicate your archive and the ones you follow with peers, and serve them to whoever asks
-    #[command(after_help = "Runs until ctrl-c; with --once, returns when caught up.\n\
+    #[command(
+        after_help = "Runs until ctrl-c; with --once, returns when caught up.\n\
 Peers are found on the BitTorrent DHT, on the local network (mDNS) and at the --peer addresses.\n\
-Example: fritter sync --once --peer crawler.example.org:7800")]
+Example: fritter sync --once --peer crawler.example.org:7800"
+    )]
     Sync {
         #[command(flatten)]
         net: NetArgs,
@@ -199,7 +201,9 @@ Example: fritter sync --once --peer crawler.example.org:7800")]
 #[derive(Debug, Subcommand)]
 pub enum HostCommand {
     /// Sign up with a hosting service: it proves you own your archive with a file you write
-    #[command(after_help = "The service must reach your archive: keep `fritter serve --peer <its replication address>` running.")]
+    #[command(
+        after_help = "The service must reach your archive: keep `fritter serve --peer <its replication address>` running."
+    )]
     Signup {
         /// The service's address, https://HOST[:PORT] (http:// for a local one)
         service: String,

@@ -292,7 +292,10 @@ pub fn signup(
             });
         }
         let problem = if status == 200 {
-            v["problem"].as_str().unwrap_or("not checked yet").to_owned()
+            v["problem"]
+                .as_str()
+                .unwrap_or("not checked yet")
+                .to_owned()
         } else {
             error_message(&v)
         };
@@ -381,15 +384,26 @@ pub struct HostList {
 impl fmt::Display for HostList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.requests.is_empty() {
-            writeln!(f, "No hosting requests (add one with `fritter host add URL`).")?;
+            writeln!(
+                f,
+                "No hosting requests (add one with `fritter host add URL`)."
+            )?;
         } else {
             writeln!(f, "Hosting requests:")?;
             for r in &self.requests {
-                writeln!(f, "  {}  {}", r["name"].as_str().unwrap_or(""), r["url"].as_str().unwrap_or(""))?;
+                writeln!(
+                    f,
+                    "  {}  {}",
+                    r["name"].as_str().unwrap_or(""),
+                    r["url"].as_str().unwrap_or("")
+                )?;
             }
         }
         if self.services.is_empty() {
-            write!(f, "No hosting service yet (sign up with `fritter host signup URL`).")?;
+            write!(
+                f,
+                "No hosting service yet (sign up with `fritter host signup URL`)."
+            )?;
         }
         for s in &self.services {
             let service = s["service"].as_str().unwrap_or("");
@@ -399,17 +413,29 @@ impl fmt::Display for HostList {
             }
             let st = &s["status"];
             if st["account"] != true {
-                writeln!(f, "{service}: no account yet ({})", st["problem"].as_str().unwrap_or("pending"))?;
+                writeln!(
+                    f,
+                    "{service}: no account yet ({})",
+                    st["problem"].as_str().unwrap_or("pending")
+                )?;
                 continue;
             }
             writeln!(
                 f,
                 "{service}: {} of {} bytes, {} of {} archives",
-                st["usedBytes"], st["quota"]["maxBytes"], st["usedArchives"], st["quota"]["maxArchives"]
+                st["usedBytes"],
+                st["quota"]["maxBytes"],
+                st["usedArchives"],
+                st["quota"]["maxArchives"]
             )?;
             for a in st["archives"].as_array().into_iter().flatten() {
                 let name = a["name"].as_str().unwrap_or("(your archive)");
-                write!(f, "  {name}  {}  {}", a["url"].as_str().unwrap_or(""), a["state"].as_str().unwrap_or(""))?;
+                write!(
+                    f,
+                    "  {name}  {}  {}",
+                    a["url"].as_str().unwrap_or(""),
+                    a["state"].as_str().unwrap_or("")
+                )?;
                 if let Some(r) = a["reason"].as_str() {
                     write!(f, ": {r}")?;
                 }

@@ -82,7 +82,11 @@ pub fn run(cli: Cli, out: &mut Output<'_>) -> anyhow::Result<()> {
     match run_here(&app, cli.command, out) {
         Err(err) if remote::is_locked(&err) => match (through_serve, remote::Remote::find(&app)) {
             (Some((path, body)), Some(serve)) => {
-                tracing::debug!(url = serve.url(), path, "the archive is held by `fritter serve`; asking it");
+                tracing::debug!(
+                    url = serve.url(),
+                    path,
+                    "the archive is held by `fritter serve`; asking it"
+                );
                 out.emit(&serve.post(path, &body)?)?;
                 Ok(())
             }

@@ -368,7 +368,10 @@ pub fn run(
     runtime.block_on(async {
         let sync = Sync::start(&app.store, own.log().clone(), net.options()).await?;
         if let Some(addr) = sync.swarm().local_addr() {
-            eprintln!("replicating {} archive(s); listening on {addr}", sync.swarm().progress().len());
+            eprintln!(
+                "replicating {} archive(s); listening on {addr}",
+                sync.swarm().progress().len()
+            );
         }
         let caught_up = if once {
             let wait = sync.swarm().caught_up(timeout);

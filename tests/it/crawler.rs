@@ -36,7 +36,7 @@ fn get(c: &CrawlerProcess, path: &str) -> (u16, Value) {
     )
 }
 
-fn ok(c: &CrawlerProcess, path: &str) -> Value {
+pub(crate) fn ok(c: &CrawlerProcess, path: &str) -> Value {
     let (s, v) = get(c, path);
     assert_eq!(s, 200, "{path}: {v}");
     v
@@ -44,7 +44,12 @@ fn ok(c: &CrawlerProcess, path: &str) -> Value {
 
 /// Polls `path` until `cond` holds on the answer.
 #[track_caller]
-fn wait_for(c: &CrawlerProcess, path: &str, secs: u64, cond: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn wait_for(
+    c: &CrawlerProcess,
+    path: &str,
+    secs: u64,
+    cond: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let v = ok(c, path);
@@ -63,7 +68,7 @@ fn hits(v: &Value) -> usize {
     v["hits"].as_array().map_or(0, Vec::len)
 }
 
-fn listening_addr(stderr: &str) -> Option<String> {
+pub(crate) fn listening_addr(stderr: &str) -> Option<String> {
     let line = stderr.lines().find(|l| l.contains("listening on "))?;
     Some(line.rsplit("listening on ").next()?.trim().to_owned())
 }
@@ -275,7 +280,7 @@ fn kill_9_during_ingest_then_restart_loses_and_duplicates_nothing() {
     for (key, n) in keys.iter().zip([1500, 700]) {
         let a = ok(&c, &format!("/v1/archives/{key}"));
         assert_eq!(a["statuses"], n, "{a}");
-        assert_eq!(a["checkpoint"]["next"], n as u64 + 0, "{a}");
+        assert_eq!(a["checkpoint"]["next"], n as u64, "{a}");
     }
     // The round that made progress saw more each time: the checkpoints survived the kills.
     assert!(cursors.windows(2).all(|w| w[0] <= w[1]), "{cursors:?}");

@@ -92,9 +92,7 @@ impl Author {
                 parent: parent.clone(),
             });
             let id = StatusId::now();
-            let r = own
-                .put_file(&File::Status { id, status })
-                .expect("post");
+            let r = own.put_file(&File::Status { id, status }).expect("post");
             std::thread::sleep(Duration::from_millis(2));
             ThreadRef {
                 url: ArchiveUrl::status(own.key().into(), id),
@@ -140,11 +138,18 @@ fn crawler_pages_in_a_browser() {
     let ada = Author::new("Ada Lovelace");
     let bob = Author::new("Bob Builder");
     let cy = Author::new("Cy Twombly");
-    let root = ada.post("Engines that weave #algebra like looms weave #flowers", None);
-    bob.post("Replying from the workshop: lovely #algebra", Some((&root, &root)));
+    let root = ada.post(
+        "Engines that weave #algebra like looms weave #flowers",
+        None,
+    );
+    bob.post(
+        "Replying from the workshop: lovely #algebra",
+        Some((&root, &root)),
+    );
     cy.post("Painting some #flowers today", None);
     cy.post("More #algebra please", None);
-    let hostile = "<script>window.pwned = 1</script><img src=x onerror=\"window.pwned=2\"> #hostile";
+    let hostile =
+        "<script>window.pwned = 1</script><img src=x onerror=\"window.pwned=2\"> #hostile";
     cy.post(hostile, None);
     for a in [&ada, &bob, &cy] {
         a.copy_into(data.path());

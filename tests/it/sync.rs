@@ -19,7 +19,12 @@ fn sync_once_fetches_a_followed_archive_from_a_direct_peer() {
     let ada_url = ada.init("Ada");
     let mut posts = Vec::new();
     for text in ["first #p2p", "second", "third @nobody"] {
-        posts.push(ada.json(["post", text])["url"].as_str().expect("url").to_owned());
+        posts.push(
+            ada.json(["post", text])["url"]
+                .as_str()
+                .expect("url")
+                .to_owned(),
+        );
     }
 
     let bob = Fritter::new();
@@ -29,7 +34,9 @@ fn sync_once_fetches_a_followed_archive_from_a_direct_peer() {
     bob.run(["show", &posts[0]]).fails(1, "");
 
     let mut node = ada.start(["sync", "--listen", "127.0.0.1:0", OFFLINE[0], OFFLINE[1]]);
-    node.wait_until(30, "the node to listen", |d| listening_addr(&d.stderr()).is_some());
+    node.wait_until(30, "the node to listen", |d| {
+        listening_addr(&d.stderr()).is_some()
+    });
     let addr = listening_addr(&node.stderr()).expect("address");
 
     // `fritter peers` on Ada's data dir reads the running node's status.
@@ -38,12 +45,26 @@ fn sync_once_fetches_a_followed_archive_from_a_direct_peer() {
     });
     let peers = ada.json(["peers"]);
     assert_eq!(peers["listen"].as_str(), Some(addr.as_str()), "{peers}");
-    assert_eq!(peers["archives"][0]["key"].as_str(), Some(ada.key().as_str()));
-    assert_eq!(peers["archives"][0]["length"], 4, "profile and three statuses");
+    assert_eq!(
+        peers["archives"][0]["key"].as_str(),
+        Some(ada.key().as_str())
+    );
+    assert_eq!(
+        peers["archives"][0]["length"], 4,
+        "profile and three statuses"
+    );
 
     let synced = bob
         .run([
-            "--json", "sync", "--once", "--timeout", "30", OFFLINE[0], OFFLINE[1], "--peer", &addr,
+            "--json",
+            "sync",
+            "--once",
+            "--timeout",
+            "30",
+            OFFLINE[0],
+            OFFLINE[1],
+            "--peer",
+            &addr,
         ])
         .success()
         .json();

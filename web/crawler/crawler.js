@@ -53,7 +53,7 @@
     try { body = await r.json(); } catch (_) { /* not JSON */ }
     if (!r.ok) {
       const e = body && body.error;
-      throw new ApiError(e ? (e.param ? `${e.param}: ${e.message}` : e.message) : `the crawler answered ${r.status}`);
+      throw new ApiError(e && e.message ? e.message : `the crawler answered ${r.status}`);
     }
     if (body && body.coverage) showCoverage(body.coverage);
     return body;
@@ -188,7 +188,7 @@
 
   // The chart: one line per tag over the window's buckets, a point per bucket.
   function chart(trends, buckets) {
-    const W = 640, H = 260, L = 36, R = 10, T = 12, B = 28;
+    const W = 400, H = 220, L = 30, R = 8, T = 12, B = 26;
     const n = Math.max(1, buckets.count);
     let max = 1;
     for (const t of trends) for (const v of t.series || []) max = Math.max(max, v);

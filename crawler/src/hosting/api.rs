@@ -77,15 +77,18 @@ async fn signup(State(h): State<Arc<Hosting>>, req: Request) -> Result<Json<Valu
     let bytes = axum::body::to_bytes(req.into_body(), MAX_SIGNUP_BODY)
         .await
         .map_err(|_| {
-            HostingError::BadRequest(format!("the body must be JSON of at most {MAX_SIGNUP_BODY} bytes"))
+            HostingError::BadRequest(format!(
+                "the body must be JSON of at most {MAX_SIGNUP_BODY} bytes"
+            ))
         })?;
     let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        HostingError::BadRequest(format!("the body must be JSON {{\"archive\": \"<key>\"}}: {e}"))
+        HostingError::BadRequest(format!(
+            "the body must be JSON {{\"archive\": \"<key>\"}}: {e}"
+        ))
     })?;
-    let archive = body
-        .get("archive")
-        .and_then(Value::as_str)
-        .ok_or_else(|| HostingError::BadRequest("archive: missing; give {\"archive\": \"<key>\"}".into()))?;
+    let archive = body.get("archive").and_then(Value::as_str).ok_or_else(|| {
+        HostingError::BadRequest("archive: missing; give {\"archive\": \"<key>\"}".into())
+    })?;
     let key = parse_key(archive).map_err(|e| HostingError::BadRequest(format!("archive: {e}")))?;
     let (nonce, ttl) = h.signup(key)?;
     let expires = time::OffsetDateTime::now_utc() + ttl;

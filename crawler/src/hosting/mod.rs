@@ -635,7 +635,6 @@ impl Hosting {
             }),
         );
     }
-
 }
 
 /// The valid `/hosting/*.json` requests of an archive, by name, and the invalid files.

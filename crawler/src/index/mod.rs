@@ -21,12 +21,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tantivy::schema::{
-    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED, STRING,
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, STORED, STRING,
 };
 use tantivy::{IndexReader, ReloadPolicy};
 
 /// Bump when the schema or the meaning of a field changes: the index is rebuilt from the logs.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Errors of the index.
 #[derive(Debug, thiserror::Error)]
@@ -56,10 +56,10 @@ pub struct Fields {
     pub archive: Field,
     /// The first 8 bytes of the archive key, for counting distinct authors fast.
     pub author_id: Field,
-    /// A status's own URL.
-    pub url: Field,
+    /// Thread root URL (replies). A status is found by its URL through `key` (the URL without
+    /// `hyper://`), and the parent is read from the stored hit: no field of their own, so the
+    /// index holds one unique string per document, not three.
     pub root: Field,
-    pub parent: Field,
     pub text: Field,
     /// Profile name and bio.
     pub name: Field,
@@ -69,9 +69,11 @@ pub struct Fields {
     /// Hex keys of followed archives (follows documents).
     pub follows: Field,
     pub lang: Field,
-    /// `createdAt`, Unix milliseconds.
+    /// `createdAt`, Unix milliseconds. Fast only: tantivy's range queries run on fast fields,
+    /// so an inverted index of it would be dead weight.
     pub created: Field,
-    /// The ingest sequence: increases with every document written, the stream cursor.
+    /// The ingest sequence: increases with every document written, the stream cursor (fast
+    /// only, like `created`).
     pub iseq: Field,
     /// The hit as served (normalized file and provenance), JSON.
     pub json: Field,
@@ -89,17 +91,15 @@ fn build_schema() -> (Schema, Fields) {
         key: b.add_text_field("key", STRING),
         archive: b.add_text_field("archive", STRING),
         author_id: b.add_u64_field("author_id", FAST),
-        url: b.add_text_field("url", STRING),
         root: b.add_text_field("root", STRING),
-        parent: b.add_text_field("parent", STRING),
         text: b.add_text_field("text", text.clone()),
         name: b.add_text_field("name", text),
         tags: b.add_text_field("tags", STRING | FAST),
         mentions: b.add_text_field("mentions", STRING),
         follows: b.add_text_field("follows", STRING),
         lang: b.add_text_field("lang", STRING),
-        created: b.add_i64_field("created", FAST | INDEXED),
-        iseq: b.add_u64_field("iseq", FAST | INDEXED),
+        created: b.add_i64_field("created", FAST),
+        iseq: b.add_u64_field("iseq", FAST),
         json: b.add_text_field("json", STORED),
     };
     (b.build(), fields)
@@ -232,6 +232,12 @@ impl Index {
         }
         walk(&self.dir)
     }
+}
+
+/// The document key of the status at `uri` (`hyper://<hex>/statuses/<id>.json`), as
+/// [`crate::ingest::doc_key`] builds it.
+pub fn status_key(uri: &str) -> &str {
+    uri.strip_prefix("hyper://").unwrap_or(uri)
 }
 
 /// The 8-byte author id of an archive key (hex).

@@ -277,7 +277,17 @@ fn find_one(idx: &Index, searcher: &Searcher, q: &dyn Query) -> Result<Option<Va
 /// The status at `uri`, if indexed.
 pub fn status(idx: &Index, uri: &str) -> Result<Option<Value>, IndexError> {
     let searcher = idx.reader.searcher();
-    find_one(idx, &searcher, &*term(idx.f.url, uri))
+    find_status(idx, &searcher, uri)
+}
+
+/// The status document at `uri`: found by its document key, and only if it is a status (the
+/// key of a profile has the same shape).
+fn find_status(idx: &Index, searcher: &Searcher, uri: &str) -> Result<Option<Value>, IndexError> {
+    let q = BooleanQuery::new(vec![
+        (Occur::Must, term(idx.f.kind, "status")),
+        (Occur::Must, term(idx.f.key, super::status_key(uri))),
+    ]);
+    find_one(idx, searcher, &q)
 }
 
 fn uri_of(hit: &Value) -> Option<&str> {
@@ -296,14 +306,14 @@ fn parent_of(hit: &Value) -> Option<(&str, Option<&str>)> {
 pub fn thread(idx: &Index, uri: &str) -> Result<Value, IndexError> {
     let f = &idx.f;
     let searcher = idx.reader.searcher();
-    let asked = find_one(idx, &searcher, &*term(f.url, uri))?;
+    let asked = find_status(idx, &searcher, uri)?;
     let root_uri = asked
         .as_ref()
         .and_then(|h| h.pointer("/status/threadRoot/url"))
         .and_then(Value::as_str)
         .unwrap_or(uri)
         .to_owned();
-    let root = find_one(idx, &searcher, &*term(f.url, &root_uri))?;
+    let root = find_status(idx, &searcher, &root_uri)?;
     let replies = searcher.search(
         &*term(f.root, &root_uri),
         &TopDocs::with_limit(MAX_THREAD_POSTS + 1).order_by(by_created()),
