@@ -21,6 +21,7 @@
 //!   replication (no longer fetched, and no longer served, since the replication node cannot
 //!   serve a log without also accepting its updates) and its replica kept on disk, so it comes
 //!   back as soon as the account is under quota again. Its bytes still count.
+//!
 //! The reason is in `GET /v1/hosting/{key}`. Deleting a request stops hosting that archive and
 //! deletes its replica (unless another account hosts it too).
 //!
