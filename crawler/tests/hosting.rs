@@ -586,6 +586,19 @@ async fn an_archive_that_grows_past_the_quota_stops_updating_and_deleting_the_re
     );
     assert_eq!(v["archives"][0]["state"], "hosted", "{v}");
     let frozen_at = env.crawler.log(&b.key).unwrap().len();
+    // A restarted service remembers that B was accepted once: still frozen, not refused.
+    let cfg = HostingConfig {
+        max_bytes: 2000,
+        ..config()
+    };
+    let again = Hosting::open(env.crawler.clone(), cfg, env.dir.path(), HOST).unwrap();
+    let h = again.clone();
+    tokio::task::spawn_blocking(move || h.check())
+        .await
+        .unwrap();
+    let v = again.status(&a.key).unwrap();
+    assert_eq!(v["archives"][1]["state"], "frozen", "{v}");
+    drop(again);
     // Frozen: further appends do not reach the service.
     for i in 0..5 {
         post(&b.open, &format!("more {i}"));
@@ -635,4 +648,46 @@ async fn hostile_hosting_names_are_ignored() {
     // Only the own archive (also named by /hosting/ok.json, counted once) is hosted.
     assert_eq!(v["archives"].as_array().unwrap().len(), 1, "{v}");
     assert!(!env.crawler.holds(&b.key));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archive_already_over_the_quota_is_refused() {
+    let cfg = HostingConfig {
+        max_bytes: 2000,
+        ..config()
+    };
+    let mut env = env(cfg, true).await;
+    let a = env.writer();
+    let big = env.writer();
+    for i in 0..20 {
+        post(&big.open, &format!("big {i} {}", "x".repeat(100)));
+    }
+    env.account(&a).await;
+    // The crawler already holds the big archive in full when A asks for it.
+    env.crawler.learn(big.key).unwrap();
+    env.replicated(&big).await;
+    request_hosting(&a, "big", &big.key);
+    let v = env
+        .wait_status(&a.key, "the big archive refused", |v| {
+            v["archives"][1]["state"] == "refused"
+        })
+        .await;
+    assert!(
+        v["archives"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("past its quota of 2000 bytes"),
+        "{v}"
+    );
+    assert_eq!(v["usedArchives"], 1);
+    // The crawler held it before hosting asked (it crawls it), so hosting leaves it there.
+    assert!(env.crawler.holds(&big.key));
+    // Later checks keep refusing it.
+    for _ in 0..3 {
+        let h = env.hosting.clone();
+        tokio::task::spawn_blocking(move || h.check())
+            .await
+            .unwrap();
+    }
+    assert_eq!(env.status(&a.key).await["archives"][1]["state"], "refused");
 }

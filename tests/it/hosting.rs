@@ -68,30 +68,22 @@ fn log_length(user: &Fritter) -> u64 {
 
 #[test]
 fn a_hosted_archive_stays_reachable_while_its_owner_is_away() {
-    let t0 = Instant::now();
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     let data = tempfile::tempdir().expect("temp dir");
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     let config = data.path().join("crawler.toml");
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     std::fs::write(
         &config,
         "[hosting]\nenabled = true\ncheck_interval_ms = 200\n",
     )
     .expect("write the config");
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     let crawler = CrawlerProcess::start(
         &data.path().join("data"),
         ["--config", config.to_str().expect("UTF-8 path")],
     );
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     let out = crawler.stdout();
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     assert!(
         out.contains("hosting service for https://127.0.0.1:"),
         "{out}"
     );
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     let replication = out
         .split("replication on ")
         .nth(1)
@@ -100,11 +92,8 @@ fn a_hosted_archive_stays_reachable_while_its_owner_is_away() {
         .to_owned();
 
     let ada = Fritter::new();
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     let ada_url = ada.init("Ada");
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     let mut statuses = Vec::new();
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     for text in ["first", "second #hosting"] {
         statuses.push(
             ada.json(["post", text])["url"]
@@ -119,63 +108,47 @@ fn a_hosted_archive_stays_reachable_while_its_owner_is_away() {
     let signed = ada
         .run(["--json", "host", "signup", &crawler.base, "--timeout", "60"])
         .success();
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     let signed_up = signed.json();
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     assert_eq!(signed_up["account"]["account"], true, "{signed_up}");
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     let proof_path = signed_up["proof"]["path"]
         .as_str()
         .expect("proof path")
         .to_owned();
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     assert!(proof_path.starts_with("/proofs/127.0.0.1:"), "{proof_path}");
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     signed.check(signed.stderr.contains("waiting for"), "progress on stderr");
     // The proof is in the signed archive, and the account list is public.
     let shown = ada.json(["show", &proof_path]);
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     assert_eq!(
         shown["value"]["nonce"],
         signed_up["account"]["proof"]["nonce"]
     );
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     let accounts = wait_for(
         &crawler,
         "/v1/hosting/accounts",
         "the account listed",
         |v| v["count"] == 1,
     );
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     assert_eq!(accounts["accounts"][0]["archive"], ada.key());
 
     // Hosting requests through serve: add, list, remove.
     let other = Fritter::new();
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     let other_url = other.init("Other");
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     ada.json(["host", "add", &other_url, "--name", "friend"]);
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     let listed = ada.json(["host", "ls"]);
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     assert_eq!(listed["requests"][0]["name"], "friend", "{listed}");
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     wait_for(
         &crawler,
         &format!("/v1/hosting/{}", ada.key()),
         "the request seen",
         |v| v["archives"][1]["name"] == "friend",
     );
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     ada.json(["host", "rm", "friend"]);
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     wait_for(
         &crawler,
         &format!("/v1/hosting/{}", ada.key()),
         "the request dropped",
         |v| v["archives"].as_array().is_some_and(|a| a.len() == 1),
     );
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     ada.run(["host", "rm", "friend"])
         .fails(1, "no hosting request named friend");
 
@@ -186,18 +159,14 @@ fn a_hosted_archive_stays_reachable_while_its_owner_is_away() {
             .expect("url")
             .to_owned(),
     );
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     let length = log_length(&ada);
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     wait_for(
         &crawler,
         &format!("/v1/hosting/{}", ada.key()),
         "the service to hold all of Ada",
         |v| v["archives"][0]["length"] == length && v["archives"][0]["state"] == "hosted",
     );
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     let listed = ada.json(["host", "ls"]);
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     assert_eq!(
         listed["services"][0]["status"]["archives"][0]["state"], "hosted",
         "{listed}"
@@ -207,11 +176,8 @@ fn a_hosted_archive_stays_reachable_while_its_owner_is_away() {
     drop(node);
 
     let bob = Fritter::new();
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     bob.init("Bob");
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     bob.json(["follow", &ada_url]);
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     let synced = bob
         .run([
             "--json",
@@ -226,9 +192,7 @@ fn a_hosted_archive_stays_reachable_while_its_owner_is_away() {
         ])
         .success()
         .json();
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     assert_eq!(synced["caughtUp"], true, "{synced}");
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     for (url, text) in
         statuses
             .iter()
@@ -239,21 +203,17 @@ fn a_hosted_archive_stays_reachable_while_its_owner_is_away() {
 
     // Ada comes back and posts; Bob sees it through the service.
     let _node = serve(&ada, &replication);
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     let back = ada.json(["post", "good morning"])["url"]
         .as_str()
         .expect("url")
         .to_owned();
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     let length = log_length(&ada);
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     wait_for(
         &crawler,
         &format!("/v1/hosting/{}", ada.key()),
         "the service to get the new status",
         |v| v["archives"][0]["length"] == length,
     );
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     bob.run([
         "sync",
         "--once",
@@ -265,6 +225,5 @@ fn a_hosted_archive_stays_reachable_while_its_owner_is_away() {
         &replication,
     ])
     .success();
-    eprintln!("T {:?} {}", t0.elapsed(), line!());
     assert_eq!(bob.json(["show", &back])["value"]["text"], "good morning");
 }

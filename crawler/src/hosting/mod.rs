@@ -16,7 +16,8 @@
 //! each log (`LogInfo::byte_length`) against the quota (`max_archives`, `max_bytes`):
 //! - within quota: `hosted`, held and replicated (announced, served to every peer);
 //! - over the archive count, or over the bytes on first sight: `refused`, and not held (its
-//!   replica is deleted);
+//!   replica is deleted unless the crawler held it before hosting asked; a size refusal is not
+//!   fetched again for 10 minutes);
 //! - an archive that was hosted and then grew past the byte quota: `frozen`. It is taken out of
 //!   replication (no longer fetched, and no longer served, since the replication node cannot
 //!   serve a log without also accepting its updates) and its replica kept on disk, so it comes
@@ -44,6 +45,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::crawl::Crawler;
+
+/// How long an archive refused for its size is not fetched again.
+const REFUSED_RETRY: Duration = Duration::from_secs(600);
 
 /// Largest `accounts.json` read at start.
 const MAX_ACCOUNTS_FILE: u64 = 64 * 1024 * 1024;
@@ -95,7 +99,7 @@ pub enum HostingError {
     BadRequest(String),
     #[error("too many signup requests: retry in a minute")]
     RateLimited,
-    #[error("too many signups are pending: retry later")]
+    #[error("the service cannot take more signups now: retry later")]
     Busy,
     #[error("archive {0} already has an account here")]
     AccountExists(PublicKey),
@@ -163,7 +167,13 @@ pub struct ProofRef {
 struct AccountsFile {
     version: u32,
     accounts: Vec<Account>,
+    /// Per account (hex), the archives it once hosted within quota, so one that grew past the
+    /// quota stays frozen (not refused and deleted) across restarts.
+    #[serde(default)]
+    accepted: BTreeMap<String, Vec<String>>,
 }
+
+type Accepted = HashSet<(PublicKey, PublicKey)>;
 
 /// What happens to one archive of an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -206,7 +216,11 @@ struct State {
     accounts: BTreeMap<PublicKey, Account>,
     statuses: HashMap<PublicKey, AccountStatus>,
     /// (account, archive) pairs that were once hosted within quota: growing past it freezes them.
-    accepted: HashSet<(PublicKey, PublicKey)>,
+    accepted: Accepted,
+    /// (account, archive) pairs refused for their size, not fetched again until then.
+    refused: HashMap<(PublicKey, PublicKey), (Instant, String)>,
+    /// `accepted` changed since `accounts.json` was written.
+    accepted_dirty: bool,
     /// Archives held because of hosting (pending signups, accounts, their requests).
     referenced: HashSet<PublicKey>,
 }
@@ -239,7 +253,7 @@ impl Hosting {
             anyhow::anyhow!("the hosting host name {host:?} is not valid ({e}); set [hosting] host")
         })?;
         let accounts_path = data_dir.join("hosting").join("accounts.json");
-        let accounts = load_accounts(&accounts_path)?;
+        let (accounts, accepted) = load_accounts(&accounts_path)?;
         let hosting = Arc::new_cyclic(|me| Hosting {
             me: me.clone(),
             signup_limiter: crate::api::RateLimiter::new(
@@ -255,7 +269,9 @@ impl Hosting {
                 pending: HashMap::new(),
                 accounts,
                 statuses: HashMap::new(),
-                accepted: HashSet::new(),
+                accepted,
+                accepted_dirty: false,
+                refused: HashMap::new(),
                 referenced: HashSet::new(),
             }),
             views: Mutex::new(HashMap::new()),
@@ -329,9 +345,10 @@ impl Hosting {
             drop(st);
             if let Err(e) = self.crawler.learn(archive) {
                 self.state.lock().nonces.remove(&nonce);
-                return Err(HostingError::Internal(format!(
-                    "cannot hold the archive: {e}"
-                )));
+                return Err(match e {
+                    crate::crawl::CrawlError::Full(_) => HostingError::Busy,
+                    e => HostingError::Internal(format!("cannot hold the archive: {e}")),
+                });
             }
             self.watch(archive);
             self.changed.notify_one();
@@ -415,6 +432,13 @@ impl Hosting {
         for key in released {
             self.release(&key);
         }
+        let mut st = self.state.lock();
+        if st.accepted_dirty {
+            match save_accounts(&self.accounts_path, &st.accounts, &st.accepted) {
+                Ok(()) => st.accepted_dirty = false,
+                Err(e) => tracing::warn!("hosting: saving the accounts: {e}"),
+            }
+        }
     }
 
     /// Checks the proof in `key`'s archive; creates the account if it holds.
@@ -473,7 +497,7 @@ impl Hosting {
         };
         let mut accounts = st.accounts.clone();
         accounts.insert(*key, account.clone());
-        save_accounts(&self.accounts_path, &accounts)
+        save_accounts(&self.accounts_path, &accounts, &st.accepted)
             .map_err(|e| HostingError::Internal(format!("saving the accounts: {e}")))?;
         st.accounts = accounts;
         // Single use: this nonce and every other one of the archive are spent.
@@ -525,6 +549,16 @@ impl Hosting {
                 );
                 continue;
             }
+            let earlier = {
+                let mut st = self.state.lock();
+                let now = Instant::now();
+                st.refused.retain(|_, (until, _)| *until > now);
+                st.refused.get(&(*account, key)).map(|(_, r)| r.clone())
+            };
+            if let Some(reason) = earlier {
+                refuse(&mut status, reason);
+                continue;
+            }
             if let Err(e) = self.crawler.learn(key) {
                 refuse(&mut status, format!("the service cannot hold it: {e}"));
                 continue;
@@ -537,7 +571,11 @@ impl Hosting {
             let total = status.used_bytes.saturating_add(info.byte_length);
             let accepted = self.state.lock().accepted.contains(&(*account, key));
             let (state, reason) = if total <= self.config.max_bytes {
-                self.state.lock().accepted.insert((*account, key));
+                if !accepted {
+                    let mut st = self.state.lock();
+                    st.accepted.insert((*account, key));
+                    st.accepted_dirty = true;
+                }
                 (HostedState::Hosted, None)
             } else if accepted || key == *account {
                 (
@@ -548,13 +586,16 @@ impl Hosting {
                     )),
                 )
             } else {
-                refuse(
-                    &mut status,
-                    format!(
-                        "it would take the account past its quota of {} bytes ({total})",
-                        self.config.max_bytes
-                    ),
+                let reason = format!(
+                    "it would take the account past its quota of {} bytes ({total}); retried in 10 minutes",
+                    self.config.max_bytes
                 );
+                // Not fetched again at every check: the replica is deleted and stays so a while.
+                self.state.lock().refused.insert(
+                    (*account, key),
+                    (Instant::now() + REFUSED_RETRY, reason.clone()),
+                );
+                refuse(&mut status, reason);
                 continue;
             };
             referenced.insert(key);
@@ -589,7 +630,10 @@ impl Hosting {
             w.abort();
         }
         self.views.lock().remove(key);
-        self.state.lock().accepted.retain(|(_, k)| k != key);
+        let mut st = self.state.lock();
+        st.accepted.retain(|(_, k)| k != key);
+        st.accepted_dirty = true;
+        drop(st);
         match self.crawler.forget(key) {
             Ok(_) => tracing::info!("hosting: released {key}"),
             Err(e) => tracing::warn!("hosting: releasing {key}: {e}"),
@@ -660,7 +704,7 @@ fn hosting_requests(
     Ok((requests, invalid))
 }
 
-fn load_accounts(path: &Path) -> anyhow::Result<BTreeMap<PublicKey, Account>> {
+fn load_accounts(path: &Path) -> anyhow::Result<(BTreeMap<PublicKey, Account>, Accepted)> {
     use std::io::Read;
     let mut text = String::new();
     match std::fs::File::open(path) {
@@ -669,7 +713,9 @@ fn load_accounts(path: &Path) -> anyhow::Result<BTreeMap<PublicKey, Account>> {
                 .read_to_string(&mut text)
                 .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((BTreeMap::new(), Accepted::new()))
+        }
         Err(e) => anyhow::bail!("reading {}: {e}", path.display()),
     }
     anyhow::ensure!(
@@ -692,17 +738,42 @@ fn load_accounts(path: &Path) -> anyhow::Result<BTreeMap<PublicKey, Account>> {
             Err(e) => tracing::warn!("{}: skipping account {}: {e}", path.display(), a.archive),
         }
     }
-    Ok(accounts)
+    let mut accepted = Accepted::new();
+    for (account, keys) in &file.accepted {
+        let Ok(account) = PublicKey::from_hex(account) else {
+            continue;
+        };
+        for k in keys {
+            if let Ok(k) = PublicKey::from_hex(k) {
+                accepted.insert((account, k));
+            }
+        }
+    }
+    Ok((accounts, accepted))
 }
 
 /// Writes the accounts atomically: a temporary file, synced, renamed, the directory synced.
-fn save_accounts(path: &Path, accounts: &BTreeMap<PublicKey, Account>) -> std::io::Result<()> {
+fn save_accounts(
+    path: &Path,
+    accounts: &BTreeMap<PublicKey, Account>,
+    accepted: &Accepted,
+) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join("accounts.json.tmp");
     let file = AccountsFile {
         version: 1,
         accounts: accounts.values().cloned().collect(),
+        accepted: {
+            let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (account, key) in accepted {
+                if accounts.contains_key(account) {
+                    map.entry(account.to_hex()).or_default().push(key.to_hex());
+                }
+            }
+            map.values_mut().for_each(|v| v.sort());
+            map
+        },
     };
     let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
     {
