@@ -466,3 +466,47 @@ impl std::ops::DerefMut for CrawlerProcess {
         &mut self.daemon
     }
 }
+
+/// What the browser tests need: node with `playwright-core` from `tests/js`, and Debian's
+/// Chromium (`$FRITTER_CHROMIUM` overrides the path).
+pub mod browser {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    /// `tests/js`, where the browser scripts and their `node_modules` are.
+    pub fn js_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("js")
+    }
+
+    pub fn chromium() -> PathBuf {
+        std::env::var_os("FRITTER_CHROMIUM")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+    }
+
+    /// Whether the browser test `name` can run here. Under CI a missing part fails the test;
+    /// elsewhere the test is skipped with a note saying what to install.
+    pub fn available(name: &str) -> bool {
+        let node = Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        let why = if !node {
+            "`node` is not installed"
+        } else if !js_dir()
+            .join("node_modules/playwright-core/package.json")
+            .exists()
+        {
+            "tests/js/node_modules/playwright-core is missing (run `npm ci --prefix tests/js`)"
+        } else if !chromium().exists() {
+            "Chromium is missing (apt-get install chromium)"
+        } else {
+            return true;
+        };
+        if std::env::var_os("CI").is_some() {
+            panic!("the {name} cannot run in CI: {why}");
+        }
+        eprintln!("note: skipping the {name}: {why}");
+        false
+    }
+}

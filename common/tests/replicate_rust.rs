@@ -94,7 +94,8 @@ async fn full_live_resume_and_two_archives_over_one_connection() {
 
     // Removing an archive closes its channel only.
     assert!(client.remove(&kp2.public()).is_some());
-    wait_until(10, "the channel to close", || {
+    // Generous: under a loaded CI machine a blocking apply job may finish first.
+    wait_until(30, "the channel to close", || {
         client.peers().first().is_some_and(|p| p.channels == 1)
     })
     .await;

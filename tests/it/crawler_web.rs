@@ -9,7 +9,7 @@
 //! `FRITTER_CHROMIUM`); skipped with a note when one is missing, unless `CI` is set.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,39 +21,10 @@ use fritter_common::store::Store;
 use fritter_tests::{spawn, CrawlerProcess};
 use serde_json::{json, Value};
 
-fn js_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("js")
-}
+use fritter_tests::browser::{chromium, js_dir};
 
-fn chromium() -> PathBuf {
-    std::env::var_os("FRITTER_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
-}
-
-/// Whether the browser test can run here (as `web.rs` decides).
 fn available() -> bool {
-    let node = Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let why = if !node {
-        "`node` is not installed"
-    } else if !js_dir()
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-    {
-        "tests/js/node_modules/playwright-core is missing (run `npm ci --prefix tests/js`)"
-    } else if !chromium().exists() {
-        "Chromium is missing (apt-get install chromium)"
-    } else {
-        return true;
-    };
-    if std::env::var_os("CI").is_some() {
-        panic!("the crawler browser test cannot run in CI: {why}");
-    }
-    eprintln!("note: skipping the crawler browser test: {why}");
-    false
+    fritter_tests::browser::available("crawler browser test")
 }
 
 /// A person's archive, written in its own store, then copied into the crawler's data directory.

@@ -8,7 +8,7 @@
 //! `FRITTER_CHROMIUM`); skipped with a note when one is missing, unless `CI` is set.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use fritter_tests::{spawn, Fritter};
@@ -16,39 +16,10 @@ use serde_json::{json, Value};
 
 use crate::app::Serve;
 
-fn js_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("js")
-}
+use fritter_tests::browser::{chromium, js_dir};
 
-fn chromium() -> PathBuf {
-    std::env::var_os("FRITTER_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
-}
-
-/// Whether the browser test can run here.
 fn available() -> bool {
-    let node = Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let why = if !node {
-        "`node` is not installed"
-    } else if !js_dir()
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-    {
-        "tests/js/node_modules/playwright-core is missing (run `npm ci --prefix tests/js`)"
-    } else if !chromium().exists() {
-        "Chromium is missing (apt-get install chromium)"
-    } else {
-        return true;
-    };
-    if std::env::var_os("CI").is_some() {
-        panic!("the browser test cannot run in CI: {why}");
-    }
-    eprintln!("note: skipping the browser test: {why}");
-    false
+    fritter_tests::browser::available("browser test")
 }
 
 #[test]
