@@ -34,6 +34,8 @@ pub enum StoreError {
     BadKeyFile { path: PathBuf, reason: String },
     #[error("archive {key} is in use by another process ({holder}); stop it, or run the command while `fritter serve` is running so it goes through it")]
     Locked { key: PublicKey, holder: String },
+    #[error("data directory {} is in use by another process ({holder}); stop it, or pass another data directory", dir.display())]
+    DirLocked { dir: PathBuf, holder: String },
     #[error("archive {0} is not stored in this data directory")]
     UnknownArchive(PublicKey),
     #[error(transparent)]
@@ -51,6 +53,15 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreErr
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// Set by [`Store::exclusive`]: the lock on the whole directory, which stands in for the
+    /// per-archive locks, and the cache the logs' files are opened through.
+    exclusive: Option<Exclusive>,
+}
+
+#[derive(Debug, Clone)]
+struct Exclusive {
+    _lock: Arc<File>,
+    files: crate::log::FileCache,
 }
 
 /// An open archive plus the lock that makes this process its only writer.
@@ -69,7 +80,35 @@ impl std::ops::Deref for OpenArchive {
 impl Store {
     /// Uses `root` as the data directory (created on first write).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Store { root: root.into() }
+        Store {
+            root: root.into(),
+            exclusive: None,
+        }
+    }
+
+    /// Uses `root` as a data directory this process holds alone (a service's, like the
+    /// crawler's): one lock on the whole directory instead of a lock file per archive, and the
+    /// logs' files opened through a cache of at most `max_open_files` descriptors, so it can hold
+    /// many more archives than a process may have descriptors.
+    pub fn exclusive(root: impl Into<PathBuf>, max_open_files: usize) -> Result<Self, StoreError> {
+        let root = root.into();
+        fs::create_dir_all(&root).map_err(io_err("creating", &root))?;
+        let lock = take_lock(&root.join("LOCK")).map_err(|e| e.for_dir(&root))?;
+        Ok(Store {
+            root,
+            exclusive: Some(Exclusive {
+                _lock: Arc::new(lock),
+                files: crate::log::FileCache::new(max_open_files),
+            }),
+        })
+    }
+
+    /// The storage of the archive `key`.
+    fn storage(&self, key: &PublicKey) -> DiskStorage {
+        match &self.exclusive {
+            Some(x) => DiskStorage::with_file_cache(self.archive_dir(key), x.files.clone()),
+            None => DiskStorage::new(self.archive_dir(key)),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -150,32 +189,17 @@ impl Store {
         Ok(())
     }
 
-    /// Takes the archive's write lock, or says who holds it.
-    fn lock(&self, key: &PublicKey) -> Result<File, StoreError> {
+    /// Takes the archive's write lock, or says who holds it (nothing to take in an exclusive
+    /// store: its directory lock covers every archive).
+    fn lock(&self, key: &PublicKey) -> Result<Option<File>, StoreError> {
+        if self.exclusive.is_some() {
+            return Ok(None);
+        }
         let dir = self.archive_dir(key);
         fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
-        let path = dir.join("LOCK");
-        let mut f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_err("opening", &path))?;
-        // SAFETY: flock on a descriptor we own; no memory is shared.
-        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let mut holder = String::new();
-            let _ = f.read_to_string(&mut holder);
-            let holder = match holder.trim() {
-                "" => "unknown process".to_owned(),
-                pid => format!("pid {pid}"),
-            };
-            return Err(StoreError::Locked { key: *key, holder });
-        }
-        f.set_len(0).map_err(io_err("writing", &path))?;
-        let _ = write!(f, "{}", std::process::id());
-        Ok(f)
+        take_lock(&dir.join("LOCK"))
+            .map(Some)
+            .map_err(|e| e.for_archive(*key))
     }
 
     /// Opens the owner's archive for writing (creating its log on first use).
@@ -183,14 +207,10 @@ impl Store {
         let kp = self.require_identity()?;
         let key = kp.public();
         let lock = self.lock(&key)?;
-        let log = Log::open(
-            &DiskStorage::new(self.archive_dir(&key)),
-            key,
-            Access::Writer(kp),
-        )?;
+        let log = Log::open(&self.storage(&key), key, Access::Writer(kp))?;
         Ok(OpenArchive {
             archive: Archive::new(Arc::new(log)),
-            _lock: Some(lock),
+            _lock: lock,
         })
     }
 
@@ -198,14 +218,10 @@ impl Store {
     /// that stores it).
     pub fn open_replica(&self, key: &PublicKey) -> Result<OpenArchive, StoreError> {
         let lock = self.lock(key)?;
-        let log = Log::open(
-            &DiskStorage::new(self.archive_dir(key)),
-            *key,
-            Access::Replica,
-        )?;
+        let log = Log::open(&self.storage(key), *key, Access::Replica)?;
         Ok(OpenArchive {
             archive: Archive::new(Arc::new(log)),
-            _lock: Some(lock),
+            _lock: lock,
         })
     }
 
@@ -215,7 +231,7 @@ impl Store {
         if !dir.join("tree").exists() {
             return Err(StoreError::UnknownArchive(*key));
         }
-        let log = Log::open(&DiskStorage::new(dir), *key, Access::View)?;
+        let log = Log::open(&self.storage(key), *key, Access::View)?;
         Ok(OpenArchive {
             archive: Archive::new(Arc::new(log)),
             _lock: None,
@@ -249,4 +265,80 @@ impl Store {
         keys.sort();
         Ok(keys)
     }
+}
+
+/// Why a lock file could not be taken.
+enum LockError {
+    Io(StoreError),
+    Held(String),
+}
+
+impl LockError {
+    fn for_archive(self, key: PublicKey) -> StoreError {
+        match self {
+            LockError::Io(e) => e,
+            LockError::Held(holder) => StoreError::Locked { key, holder },
+        }
+    }
+
+    fn for_dir(self, dir: &Path) -> StoreError {
+        match self {
+            LockError::Io(e) => e,
+            LockError::Held(holder) => StoreError::DirLocked {
+                dir: dir.to_owned(),
+                holder,
+            },
+        }
+    }
+}
+
+/// Takes an exclusive `flock` on `path` (created if missing) and writes our pid into it.
+fn take_lock(path: &Path) -> Result<File, LockError> {
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| LockError::Io(io_err("opening", path)(e)))?;
+    // SAFETY: flock on a descriptor we own; no memory is shared.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let mut holder = String::new();
+        let _ = f.read_to_string(&mut holder);
+        return Err(LockError::Held(match holder.trim() {
+            "" => "unknown process".to_owned(),
+            pid => format!("pid {pid}"),
+        }));
+    }
+    f.set_len(0)
+        .map_err(|e| LockError::Io(io_err("writing", path)(e)))?;
+    let _ = write!(f, "{}", std::process::id());
+    Ok(f)
+}
+
+/// Raises this process's soft limit on open files to its hard limit; returns the limit now in
+/// force (`None` if it cannot be read). A node holding many archives needs several descriptors
+/// per archive, and the soft limit is often a small default.
+pub fn raise_fd_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    Some(lim.rlim_cur)
 }

@@ -49,6 +49,9 @@ pub struct Config {
     pub seeds: Vec<String>,
     /// Most archives held; newly learned ones beyond it are refused.
     pub max_archives: usize,
+    /// How archives heard of (in mentions, replies, untrusted follow lists) get in:
+    /// `max_heard`, `heard_per_sec`, `max_pending_heard`, `max_vouched_per_list`.
+    pub crawl: crate::crawl::CrawlLimits,
     pub ingest: IngestConfig,
     pub api: ApiConfig,
     /// The hosting service (`[hosting] enabled = true`, `host`, `max_bytes`, `max_archives`,
@@ -66,6 +69,7 @@ impl Default for Config {
             discovery: crawler_discovery(),
             seeds: Vec::new(),
             max_archives: 100_000,
+            crawl: crate::crawl::CrawlLimits::default(),
             ingest: IngestConfig::default(),
             api: ApiConfig::default(),
             hosting: crate::hosting::HostingConfig::default(),

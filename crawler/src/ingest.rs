@@ -22,7 +22,6 @@ use fritter_common::log::Log;
 use fritter_common::model::{Entry, File, FilePath};
 use parking_lot::{Condvar, Mutex, RwLock};
 use serde::Deserialize;
-use serde_json::json;
 use tantivy::{IndexWriter, TantivyDocument, Term};
 
 use crate::index::{author_id, Checkpoint, Index, Payload, SkippedEntry};
@@ -262,6 +261,15 @@ struct Worker {
 impl Worker {
     fn run(mut self) {
         let interval = Duration::from_millis(self.config.commit_interval_ms);
+        // Summarize the index opened at start for trending now, not in the first request.
+        if let Err(e) = self
+            .shared
+            .index
+            .trends
+            .warm(&self.shared.index.reader.searcher())
+        {
+            tracing::warn!("trending summaries: {e}");
+        }
         loop {
             let next = {
                 let mut q = self.shared.queue.lock();
@@ -341,6 +349,10 @@ impl Worker {
         prepared.set_payload(&payload);
         prepared.commit()?;
         self.shared.index.reader.reload()?;
+        let searcher = self.shared.index.reader.searcher();
+        if let Err(e) = self.shared.index.trends.warm(&searcher) {
+            tracing::warn!("trending summaries: {e}");
+        }
         *self.shared.committed.write() = self.payload.clone();
         self.pending = 0;
         self.first_pending = None;
@@ -372,14 +384,34 @@ impl Worker {
         let deadline = Instant::now() + Duration::from_millis(self.config.turn_time_ms);
         let mut found = Vec::new();
         let mut changed = false;
+        let mut chunk = Vec::new();
         while cp.next < end && Instant::now() < deadline {
-            let chunk_end = end.min(cp.next + 256);
+            let chunk_end = end.min(cp.next + CHUNK_ENTRIES);
             let start = cp.next;
+            chunk.clear();
             log.for_each(start, chunk_end, |seq, block| {
-                self.index_entry(&hex, &mut cp, seq, block, &mut found);
+                match Entry::decode(block).and_then(|e| Ok((e.validate()?, e))) {
+                    Ok((file, entry)) => chunk.push(Decoded {
+                        seq,
+                        key: doc_key(&hex, entry.path()),
+                        path: entry.path().clone(),
+                        file,
+                        hash: crypto::leaf_hash(block),
+                    }),
+                    Err(e) => {
+                        cp.skipped += 1;
+                        if cp.reasons.len() < MAX_REASONS {
+                            cp.reasons.push(SkippedEntry {
+                                seq,
+                                reason: e.to_string(),
+                            });
+                        }
+                    }
+                }
                 cp.next = seq + 1;
                 Ok(())
             })?;
+            self.index_chunk(&hex, &mut chunk, &mut found);
             changed = true;
         }
         if changed || !self.payload.archives.contains_key(&hex) {
@@ -393,50 +425,58 @@ impl Worker {
                 }
             }
         }
-        Ok(cp.next < info.contiguous)
+        let more = cp.next < info.contiguous;
+        if !more {
+            // Caught up: the verified nodes read on the way are not needed until the next
+            // append (about 100 KB per archive, times every archive held).
+            log.release_cache();
+        }
+        Ok(more)
     }
 
-    fn index_entry(
-        &mut self,
-        hex: &str,
-        cp: &mut Checkpoint,
-        seq: u64,
-        block: &[u8],
-        found: &mut Vec<PublicKey>,
-    ) {
+    /// Writes one chunk of valid entries: for each file the chunk touches, the document of its
+    /// last version replaces any earlier one (a rewrite within the chunk is one delete and one
+    /// document, not two of each). tantivy builds a query for every delete, so this halves the
+    /// deletes of a log that rewrites its profile or follow list often.
+    fn index_chunk(&mut self, hex: &str, chunk: &mut Vec<Decoded>, found: &mut Vec<PublicKey>) {
         let f = self.shared.index.f;
-        let checked = Entry::decode(block).and_then(|e| {
-            let file = e.validate()?;
-            Ok((e, file))
-        });
-        let (entry, file) = match checked {
-            Ok(ok) => ok,
-            Err(e) => {
-                cp.skipped += 1;
-                if cp.reasons.len() < MAX_REASONS {
-                    cp.reasons.push(SkippedEntry {
-                        seq,
-                        reason: e.to_string(),
-                    });
-                }
-                return;
+        let mut last: HashMap<&str, u64> = HashMap::with_capacity(chunk.len());
+        for d in chunk.iter() {
+            last.insert(&d.key, d.seq);
+        }
+        let keep: HashSet<u64> = last.into_values().collect();
+        for d in chunk.drain(..) {
+            if keep.contains(&d.seq) {
+                self.writer
+                    .delete_term(Term::from_field_text(f.key, &d.key));
+                self.index_file(hex, d, found);
             }
-        };
-        let path = entry.path();
-        let doc_key = doc_key(hex, path);
-        self.writer
-            .delete_term(Term::from_field_text(f.key, &doc_key));
-        let Some(file) = file else { return };
-        let hash = hex::encode(crypto::leaf_hash(block));
+        }
+    }
+
+    fn index_file(&mut self, hex: &str, d: Decoded, found: &mut Vec<PublicKey>) {
+        let f = self.shared.index.f;
         let mut doc = TantivyDocument::new();
-        doc.add_text(f.key, &doc_key);
+        doc.add_text(f.key, &d.key);
         doc.add_text(f.archive, hex);
         doc.add_u64(f.author_id, author_id(hex));
         let iseq = self.payload.next_iseq;
-        let value = file.to_value();
-        let served = match &file {
-            File::Status { status, .. } => {
-                let uri = format!("hyper://{hex}{path}");
+        let hash = hex::encode(d.hash);
+        let served = |uri: Option<&str>, file: Option<(&str, &serde_json::Value)>| {
+            to_json(&Served {
+                uri,
+                archive: hex,
+                path: d.path.as_str(),
+                seq: d.seq,
+                hash: &hash,
+                cursor: iseq,
+                file,
+                deleted: file.is_none(),
+            })
+        };
+        let json = match &d.file {
+            Some(file @ File::Status { status, .. }) => {
+                let uri = format!("hyper://{}", d.key);
                 doc.add_text(f.kind, "status");
                 doc.add_text(f.text, &status.text);
                 doc.add_i64(f.created, status.created_at.unix_millis());
@@ -456,34 +496,94 @@ impl Worker {
                     doc.add_text(f.lang, lang.to_ascii_lowercase());
                 }
                 self.shared.statuses_indexed.fetch_add(1, Ordering::Relaxed);
-                json!({"uri": uri, "archive": hex, "path": path, "seq": seq, "hash": hash,
-                       "cursor": iseq, "status": value})
+                served(Some(&uri), Some(("status", &file.to_value())))
             }
-            File::Profile(p) => {
+            Some(file @ File::Profile(p)) => {
                 doc.add_text(f.kind, "profile");
                 doc.add_text(f.name, &p.name);
                 doc.add_text(f.name, &p.bio);
-                json!({"archive": hex, "seq": seq, "hash": hash, "profile": value})
+                served(None, Some(("profile", &file.to_value())))
             }
-            File::Follows(fl) => {
+            Some(File::Follows(fl)) => {
                 doc.add_text(f.kind, "follows");
                 let keys: Vec<String> = fl.urls.iter().map(|u| u.key().to_string()).collect();
                 for (u, k) in fl.urls.iter().zip(&keys) {
                     doc.add_text(f.follows, k);
                     found.push(u.key().into());
                 }
-                json!({"archive": hex, "seq": seq, "hash": hash, "follows": keys})
+                served(None, Some(("follows", &serde_json::json!(keys))))
+            }
+            // A deleted status leaves a tombstone, so the stream can tell its readers; the
+            // views only ever look at `status` documents.
+            None if d.path.as_str().starts_with("/statuses/") => {
+                doc.add_text(f.kind, DELETED);
+                served(Some(&format!("hyper://{}", d.key)), None)
             }
             // Likes, proofs and hosting requests are not part of the crawler's views.
             _ => return,
         };
         doc.add_u64(f.iseq, iseq);
-        doc.add_text(f.json, served.to_string());
+        doc.add_text(f.json, json);
         self.payload.next_iseq += 1;
         if let Err(e) = self.writer.add_document(doc) {
-            tracing::error!("indexing {doc_key}: {e}");
+            tracing::error!("indexing {}: {e}", d.key);
         }
     }
+}
+
+/// The `kind` of a deleted status's tombstone.
+pub const DELETED: &str = "deleted";
+
+/// Entries decoded per step.
+const CHUNK_ENTRIES: u64 = 256;
+
+/// A valid entry waiting to be indexed.
+struct Decoded {
+    seq: u64,
+    key: String,
+    path: FilePath,
+    /// `None` for a delete.
+    file: Option<File>,
+    hash: crypto::Hash,
+}
+
+/// A hit as stored and served: the file (or the fact it was deleted) with its provenance.
+struct Served<'a> {
+    uri: Option<&'a str>,
+    archive: &'a str,
+    path: &'a str,
+    seq: u64,
+    hash: &'a str,
+    cursor: u64,
+    file: Option<(&'a str, &'a serde_json::Value)>,
+    deleted: bool,
+}
+
+impl serde::Serialize for Served<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        if let Some(uri) = self.uri {
+            m.serialize_entry("uri", uri)?;
+        }
+        m.serialize_entry("archive", self.archive)?;
+        m.serialize_entry("path", self.path)?;
+        m.serialize_entry("seq", &self.seq)?;
+        m.serialize_entry("hash", self.hash)?;
+        m.serialize_entry("cursor", &self.cursor)?;
+        if let Some((name, value)) = self.file {
+            m.serialize_entry(name, value)?;
+        }
+        if self.deleted {
+            m.serialize_entry("deleted", &true)?;
+        }
+        m.end()
+    }
+}
+
+fn to_json(v: &Served<'_>) -> String {
+    // Serializing strings and numbers into a String cannot fail.
+    serde_json::to_string(v).unwrap_or_default()
 }
 
 /// The document key of a file: archive hex key then path.

@@ -73,6 +73,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    fritter_crawler::tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
@@ -138,7 +139,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             config.data_dir.display()
         )
     })?;
-    let store = Store::new(&config.data_dir);
+    // Half the descriptors for the archives' files, the rest for peers, clients and the index.
+    let fds = fritter_common::store::raise_fd_limit().unwrap_or(1024);
+    let max_files = (fds / 2).max(64) as usize;
+    let store = Store::exclusive(&config.data_dir, max_files)?;
+    tracing::info!(max_files, "archive files open at once");
     let index_dir = config.data_dir.join("index");
     let (index, payload) = Index::open(&index_dir)?;
     let resumed = payload.archives.len();
@@ -161,11 +166,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     .await
     .context("starting replication (pick another address with --listen)")?;
     let replication = swarm.local_addr();
-    let crawler = Crawler::new(store, ingest.clone(), Some(swarm), config.max_archives);
+    let crawler = Crawler::with_limits(
+        store,
+        ingest.clone(),
+        Some(swarm),
+        fritter_crawler::crawl::CrawlLimits {
+            max_archives: config.max_archives,
+            ..config.crawl.clone()
+        },
+    );
     crawler.spawn_discovery(found_rx);
     let stored = crawler.learn_stored()?;
     for seed in &config.seeds {
-        if let Err(e) = crawler.learn_url(seed) {
+        if let Err(e) = crawler.learn_seed(seed) {
             eprintln!("warning: seed {seed}: {e:#}");
         }
     }

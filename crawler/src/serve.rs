@@ -1,8 +1,13 @@
 //! The HTTP server: hyper's HTTP/1 connection builder driven by hand, because `axum::serve`
 //! has no header-read timeout (a slowloris client could hold connections forever). Each
 //! connection must send its request headers within the configured time; connections are
-//! capped; shutdown stops accepting, lets requests in flight finish (up to a few seconds) and
-//! returns.
+//! capped (more wait in the kernel's accept queue until one closes); each buffers at most
+//! [`MAX_HEAD_BYTES`] of request head; shutdown stops accepting, lets requests in flight
+//! finish (up to a few seconds) and returns.
+//!
+//! The header timeout also closes connections that send nothing at all, and keep-alive
+//! connections idle between requests, so idle sockets cannot hold the connection cap. What
+//! comes after the head (a slow body, a slow handler) is under the router's request timeout.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,6 +25,11 @@ use tower::ServiceExt;
 
 /// How long shutdown waits for open connections (streams never end on their own).
 const DRAIN: Duration = Duration::from_secs(3);
+
+/// Largest request head (request line and headers) a connection may buffer. hyper's default
+/// is about 400 KiB, which times the connection cap is a lot of memory for headers; every
+/// request of the API fits in far less. A longer head is refused by hyper (431 or 414).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Serves `app` on `listener` until `shutdown` completes.
 pub async fn serve(
@@ -59,15 +69,20 @@ pub async fn serve(
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
+            .max_buf_size(MAX_HEAD_BYTES)
             .keep_alive(true);
         let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
         let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("connection from {addr}: {e}");
-            }
-            drop(permit);
-        });
+        let span = tracing::debug_span!("http", client = %addr);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!("connection closed: {e}");
+                }
+                drop(permit);
+            },
+            span,
+        ));
     }
     drop(listener);
     tokio::select! {

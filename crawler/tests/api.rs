@@ -13,7 +13,7 @@ use fritter_common::model::{
     Timestamp,
 };
 use fritter_common::store::Store;
-use fritter_crawler::api::{router, ApiConfig, AppState};
+use fritter_crawler::api::{router, router_with, ApiConfig, AppState};
 use fritter_crawler::crawl::Crawler;
 use fritter_crawler::index::Index;
 use fritter_crawler::ingest::{IngestConfig, Ingester};
@@ -100,13 +100,7 @@ impl Env {
     }
 
     async fn request(&self, req: Request<Body>) -> (StatusCode, Value) {
-        let resp = router(self.state.clone()).oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
-            .await
-            .unwrap();
-        let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (status, v)
+        call(router(self.state.clone()), req).await
     }
 
     async fn ok(&self, uri: &str) -> Value {
@@ -114,6 +108,16 @@ impl Env {
         assert_eq!(s, StatusCode::OK, "{uri}: {v}");
         v
     }
+}
+
+async fn call(app: axum::Router, req: Request<Body>) -> (StatusCode, Value) {
+    let resp = app.oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, v)
 }
 
 /// Posts a status; returns its URL and the reference a reply pins.
@@ -592,15 +596,62 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// Fetches `/openapi.json` from `app`, requests every GET path it lists (with `key` for
+/// `{key}` and `thread` for the thread's uri) and checks each answers 200 with the fields its
+/// schema requires. Returns the document.
+async fn every_listed_path_answers(app: &axum::Router, key: &PublicKey, thread: &str) -> Value {
+    let (s, doc) = call(
+        app.clone(),
+        Request::get("/openapi.json").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        if path == "/v1/stream" || ops.get("get").is_none() {
+            continue;
+        }
+        let uri = path.replace("{key}", &key.to_hex());
+        let uri = if path == "/v1/thread" {
+            format!("{uri}?uri={thread}")
+        } else {
+            uri
+        };
+        let (s, v) = call(app.clone(), Request::get(&uri).body(Body::empty()).unwrap()).await;
+        assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+        check_required(&ops["get"]["responses"]["200"], &v, &uri);
+    }
+    doc
+}
+
+/// Checks `v` has every field the documented response `resp` requires.
+#[track_caller]
+fn check_required(resp: &Value, v: &Value, what: &str) {
+    let required = resp["content"]["application/json"]["schema"]["required"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for field in required {
+        assert!(
+            v.get(field.as_str().unwrap()).is_some(),
+            "{what} lacks {field}: {v}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn openapi_lists_every_route_and_every_listed_path_answers() {
     let mut e = env();
     let alice = e.writer("Alice");
     let r = post(&alice, "hi", &[], None);
     e.settle();
-    let doc = e.ok("/openapi.json").await;
-    assert_eq!(doc["openapi"], "3.1.0");
+    let doc =
+        every_listed_path_answers(&router(e.state.clone()), &alice.key, &r.url.to_string()).await;
     let paths = doc["paths"].as_object().unwrap();
+    assert!(
+        !paths.keys().any(|p| p.starts_with("/v1/hosting")),
+        "hosting is off, yet documented"
+    );
     for route in [
         "/v1/status",
         "/v1/mentions/{key}",
@@ -614,30 +665,6 @@ async fn openapi_lists_every_route_and_every_listed_path_answers() {
         "/openapi.json",
     ] {
         assert!(paths.contains_key(route), "{route} is not documented");
-    }
-    for (path, ops) in paths {
-        if path == "/v1/stream" || ops.get("get").is_none() {
-            continue;
-        }
-        let uri = path.replace("{key}", &alice.key.to_hex());
-        let uri = if path == "/v1/thread" {
-            format!("{uri}?uri={}", r.url)
-        } else {
-            uri
-        };
-        let (s, v) = e.get(&uri).await;
-        assert_eq!(s, StatusCode::OK, "{uri}: {v}");
-        let required = ops["get"]["responses"]["200"]["content"]["application/json"]["schema"]
-            ["required"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        for field in required {
-            assert!(
-                v.get(field.as_str().unwrap()).is_some(),
-                "{uri} lacks {field}"
-            );
-        }
     }
     let (s, v) = e
         .request(
@@ -773,4 +800,236 @@ async fn pages_are_served_with_a_strict_policy() {
     let (s, v) = e.get("/v1/nope").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(v["error"]["message"].is_string(), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_documents_the_hosting_routes_when_hosting_is_on() {
+    use fritter_crawler::hosting::{self, Hosting, HostingConfig};
+    let mut e = env();
+    let alice = e.writer("Alice");
+    let r = post(&alice, "hi", &[], None);
+    e.settle();
+    let h = Hosting::open(
+        e.crawler.clone(),
+        HostingConfig {
+            enabled: true,
+            ..HostingConfig::default()
+        },
+        e.dir.path(),
+        "hosting.test",
+    )
+    .unwrap();
+    let app = router_with(e.state.clone(), hosting::api::router(h));
+    // A signup under way, so GET /v1/hosting/{key} has something to show.
+    let (s, signup) = call(
+        app.clone(),
+        Request::post("/v1/hosting/signup")
+            .header("content-type", "application/json")
+            .body(Body::from(format!(r#"{{"archive": "{}"}}"#, alice.key)))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{signup}");
+    let doc = every_listed_path_answers(&app, &alice.key, &r.url.to_string()).await;
+    let paths = doc["paths"].as_object().unwrap();
+    for route in [
+        "/v1/hosting/signup",
+        "/v1/hosting/accounts",
+        "/v1/hosting/{key}",
+        "/v1/search",
+        "/v1/crawl",
+    ] {
+        assert!(paths.contains_key(route), "{route} is not documented");
+    }
+    check_required(
+        &paths["/v1/hosting/signup"]["post"]["responses"]["200"],
+        &signup,
+        "signup",
+    );
+    // Every documented error reference resolves.
+    let text = doc.to_string();
+    for r in text.split("\"$ref\":\"#/components/").skip(1) {
+        let target = r.split('"').next().unwrap();
+        let mut node = &doc["components"];
+        for part in target.split('/') {
+            node = &node[part];
+        }
+        assert!(node.is_object(), "dangling $ref {target}");
+    }
+}
+
+fn status_path(r: &ThreadRef) -> fritter_common::model::FilePath {
+    let id = r.url.status_id().unwrap();
+    File::Status {
+        id,
+        status: Status::new("x", Timestamp::now()),
+    }
+    .path()
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn trending_follows_deletes_and_scope() {
+    let mut e = env();
+    let viewer = e.writer("Viewer");
+    let a = e.writer("A");
+    let b = e.writer("B");
+    let c = e.writer("C");
+    let follows = |keys: &[&Writer]| {
+        File::Follows(Follows {
+            urls: keys
+                .iter()
+                .map(|w| ArchiveUrl::root(w.key.into()))
+                .collect(),
+        })
+    };
+    viewer.archive.put_file(&follows(&[&a, &b, &c])).unwrap();
+    post(&a, "#fritter one", &[], None);
+    post(&b, "#fritter two", &[], None);
+    let c1 = post(&c, "#fritter three", &[], None);
+    let c2 = post(&c, "#fritter four", &[], None);
+    e.settle();
+    let t = e.ok("/v1/trending?window=1h").await;
+    assert_eq!(t["trends"][0]["tag"], "fritter", "{t}");
+    assert_eq!(t["trends"][0]["posts"], 4);
+    assert_eq!(t["trends"][0]["authors"], 3);
+    // Deleting statuses takes them out of the counts, samples included.
+    c.archive.delete(&status_path(&c1)).unwrap();
+    c.archive.delete(&status_path(&c2)).unwrap();
+    e.settle();
+    let t = e.ok("/v1/trending?window=1h").await;
+    assert_eq!(t["trends"][0]["posts"], 2, "{t}");
+    assert_eq!(t["trends"][0]["authors"], 2);
+    let samples = t["trends"][0]["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 2);
+    assert!(
+        samples.iter().all(|s| s["archive"] != c.key.to_hex()),
+        "{t}"
+    );
+    // C posts again: counted again. The viewer's scope then drops B.
+    post(&c, "#fritter five", &[], None);
+    viewer.archive.put_file(&follows(&[&a, &c])).unwrap();
+    e.settle();
+    let t = e.ok("/v1/trending?window=1h").await;
+    assert_eq!(t["trends"][0]["posts"], 3, "{t}");
+    assert_eq!(t["trends"][0]["authors"], 3);
+    let t = e
+        .ok(&format!(
+            "/v1/trending?window=1h&scope=follows&viewer={}",
+            viewer.key.to_hex()
+        ))
+        .await;
+    assert_eq!(t["trends"][0]["posts"], 2, "{t}");
+    assert_eq!(t["trends"][0]["authors"], 2);
+    assert_eq!(t["coverage"]["scope"], "follows");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thread_in_a_scope_keeps_replies_of_the_scope_only() {
+    let mut e = env();
+    let viewer = e.writer("Viewer");
+    let a = e.writer("A");
+    let b = e.writer("B");
+    let c = e.writer("C");
+    viewer
+        .archive
+        .put_file(&File::Follows(Follows {
+            urls: vec![
+                ArchiveUrl::root(a.key.into()),
+                ArchiveUrl::root(c.key.into()),
+            ],
+        }))
+        .unwrap();
+    let root = post(&a, "root", &[], None);
+    let by_b = post(&b, "b replies", &[], Some((&root, &root)));
+    let _c_under_b = post(&c, "c answers b", &[], Some((&root, &by_b)));
+    let _b_alone = post(&b, "b again", &[], Some((&root, &root)));
+    let _a_reply = post(&a, "a replies", &[], Some((&root, &root)));
+    e.settle();
+    let all = e
+        .ok(&format!(
+            "/v1/thread?uri={}",
+            urlencode(&root.url.to_string())
+        ))
+        .await;
+    assert_eq!(all["posts"], 5, "{all}");
+    assert_eq!(all["thread"]["replies"].as_array().unwrap().len(), 3);
+    let scoped = e
+        .ok(&format!(
+            "/v1/thread?uri={}&scope=follows&viewer={}",
+            urlencode(&root.url.to_string()),
+            viewer.key.to_hex()
+        ))
+        .await;
+    assert_eq!(scoped["coverage"]["scope"], "follows");
+    assert_eq!(scoped["posts"], 3, "{scoped}");
+    let replies = scoped["thread"]["replies"].as_array().unwrap();
+    // B's first reply stays as a placeholder holding C's answer; B's other reply is gone.
+    assert_eq!(replies.len(), 2, "{scoped}");
+    let placeholder = &replies[0];
+    assert_eq!(placeholder["uri"], by_b.url.to_string());
+    assert_eq!(placeholder["outOfScope"], true);
+    assert!(placeholder.get("post").is_none());
+    assert_eq!(
+        placeholder["replies"][0]["post"]["status"]["text"],
+        "c answers b"
+    );
+    assert_eq!(replies[1]["post"]["status"]["text"], "a replies");
+    let (s, v) = e
+        .get(&format!(
+            "/v1/thread?uri={}&scope=follows",
+            urlencode(&root.url.to_string())
+        ))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["param"], "viewer");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stream_tells_of_deleted_statuses() {
+    use futures::StreamExt;
+    let mut e = env();
+    let alice = e.writer("Alice");
+    e.settle();
+    let resp = router(e.state.clone())
+        .oneshot(
+            Request::get(format!("/v1/stream?author={}", alice.key.to_hex()))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body().into_data_stream();
+    let gone = post(&alice, "soon gone", &[], None);
+    e.settle();
+    alice.archive.delete(&status_path(&gone)).unwrap();
+    let mut text = String::new();
+    let read = async {
+        while !text.contains("event: delete") || !text.ends_with("\n\n") {
+            let chunk = body.next().await.unwrap().unwrap();
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .unwrap();
+    let status_at = text.find("event: status").unwrap();
+    let delete_at = text.find("event: delete").unwrap();
+    assert!(status_at < delete_at, "{text}");
+    let data: Value = serde_json::from_str(
+        text[delete_at..]
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(data["uri"], gone.url.to_string());
+    assert_eq!(data["deleted"], true);
+    assert!(data.get("status").is_none());
+    // The deleted status is gone from the views.
+    let s = e
+        .ok(&format!("/v1/search?author={}", alice.key.to_hex()))
+        .await;
+    assert_eq!(s["hits"].as_array().unwrap().len(), 0, "{s}");
 }

@@ -69,7 +69,8 @@ impl Sync {
     /// Replicates `own` (the writer log this process holds) and every archive in its
     /// `/follows.json`, live.
     pub async fn start(store: &Store, own: Arc<Log>, opts: SyncOptions) -> anyhow::Result<Sync> {
-        raise_fd_limit();
+        // One open file per archive file of a thousand followed archives.
+        fritter_common::store::raise_fd_limit();
         let mut discovery = opts.discovery;
         discovery.peers.extend(opts.peers);
         let listen = opts
@@ -249,21 +250,6 @@ fn write_status(path: &Path, status: &SwarmStatus) -> anyhow::Result<()> {
     std::fs::write(&tmp, serde_json::to_vec_pretty(&file)?)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
-}
-
-/// Lets this process hold one open file per archive file of a thousand followed archives.
-fn raise_fd_limit() {
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
 
 /// `fritter sync`.

@@ -1,11 +1,11 @@
 //! `fritter serve --crawler URL` against the real crawler: a thread opened in the app shows a
 //! reply written by someone the user does not follow, marked as coming from the crawler, next to
-//! the statuses held locally.
+//! the statuses held locally; and the app announces its archive to the crawler.
 
 use fritter_tests::{CrawlerProcess, Fritter};
 
 use crate::app::Serve;
-use crate::crawler::{listening_addr, wait_for};
+use crate::crawler::{get, listening_addr, wait_for};
 
 const OFFLINE: [&str; 2] = ["--no-dht", "--no-mdns"];
 
@@ -23,7 +23,7 @@ fn a_thread_merges_replies_from_people_not_followed_through_the_crawler() {
     bob.json(["reply", &root, "Me, since today"]);
     // Carol follows Alice only.
     let carol = Fritter::new();
-    carol.init("Carol");
+    let carol_url = carol.init("Carol");
     carol.json(["follow", &alice_url]);
 
     let mut alice_node = alice.start(["sync", "--listen", "127.0.0.1:0", OFFLINE[0], OFFLINE[1]]);
@@ -57,7 +57,27 @@ fn a_thread_merges_replies_from_people_not_followed_through_the_crawler() {
             .is_some_and(|r| !r.is_empty())
     });
 
+    let carol_key = carol_url
+        .trim_start_matches("hyper://")
+        .trim_end_matches('/')
+        .to_owned();
+    let (status, v) = get(&crawler, &format!("/v1/archives/{carol_key}"));
+    assert_eq!(status, 404, "the crawler cannot know Carol yet: {v}");
     let app = Serve::start(&carol, &[&alice_addr], &["--crawler", &crawler.base]);
+    // The app announces Carol's archive: the crawler holds it from then on.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, v) = get(&crawler, &format!("/v1/archives/{carol_key}"));
+        if status == 200 {
+            assert_eq!(v["archive"], carol_key.as_str(), "{v}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the crawler never learned Carol's archive: {status} {v}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let thread = app.wait_for(
         &format!("/api/thread?url={root}"),
         "the crawler's reply in the thread",

@@ -23,7 +23,7 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn get(c: &CrawlerProcess, path: &str) -> (u16, Value) {
+pub(crate) fn get(c: &CrawlerProcess, path: &str) -> (u16, Value) {
     let mut res = agent()
         .get(format!("{}{path}", c.base))
         .call()

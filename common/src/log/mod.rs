@@ -31,7 +31,7 @@ pub use proof::{
     DataBlock, DataHash, DataSeek, DataUpgrade, Proof, ProofRequest, RequestBlock, RequestSeek,
     RequestUpgrade,
 };
-pub use storage::{DiskStorage, Storage, StorageFile};
+pub use storage::{DiskStorage, FileCache, Storage, StorageFile};
 pub use tree::{Node, NodeSource, TreeHead, VerifiedProof, MAX_LENGTH};
 
 /// Largest block the log accepts from its owner or a peer.

@@ -13,14 +13,16 @@ pub enum ApiError {
     BadParam { param: String, reason: String },
     #[error("{0}")]
     NotFound(String),
-    #[error("too many requests: slow down and retry in a second")]
-    RateLimited,
+    #[error("too many requests from this address: slow down and retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
     #[error("the server is busy: retry shortly")]
     Busy,
     #[error("the request took too long and was stopped: narrow it down")]
     Timeout,
     #[error("the request body is too large: at most {0} bytes")]
     TooLarge(usize),
+    #[error("method {0} is not allowed here: see /openapi.json")]
+    MethodNotAllowed(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -38,10 +40,11 @@ impl ApiError {
         match self {
             ApiError::BadParam { .. } => (StatusCode::BAD_REQUEST, "bad_param"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -62,10 +65,15 @@ impl IntoResponse for ApiError {
             err["param"] = param.clone().into();
         }
         let mut resp = (status, Json(json!({ "error": err }))).into_response();
-        if matches!(self, ApiError::RateLimited | ApiError::Busy) {
+        let retry_after = match self {
+            ApiError::RateLimited { retry_after } => Some(retry_after.max(1)),
+            ApiError::Busy => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             resp.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
+                axum::http::HeaderValue::from(secs),
             );
         }
         resp

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::connect_info::ConnectInfo;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
@@ -34,7 +34,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 
 pub use error::ApiError;
 pub(crate) use ratelimit::RateLimiter;
@@ -104,7 +103,14 @@ struct Inner {
     queries: Semaphore,
     streams: Arc<Semaphore>,
     coverage: parking_lot::RwLock<(Instant, Coverage)>,
+    /// Trending answers of the whole index by (window, limit), with the index generation and
+    /// time they were computed at: reused while the index has not changed, for up to a second
+    /// (the window moves with the clock). At most 3 windows × 100 limits.
+    trends: parking_lot::Mutex<HashMap<(String, usize), CachedTrends>>,
 }
+
+/// A trending answer with the index generation and time it was computed at.
+type CachedTrends = (u64, Instant, Value);
 
 /// How much of the network the index covers, measured at most once a second.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -140,6 +146,7 @@ impl AppState {
                     Instant::now() - Duration::from_secs(3600),
                     Coverage::default(),
                 )),
+                trends: parking_lot::Mutex::new(HashMap::new()),
                 config,
             }),
         }
@@ -249,12 +256,17 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// [`router`] plus `extra` routes (the hosting service), under the same limits: rate limit,
-/// body limit, timeout, catch-panic.
+/// body limit, timeout, catch-panic. The only extra routes are the hosting service's, so
+/// `/openapi.json` documents those when `extra` has any.
 pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let config = state.inner.config.clone();
+    let doc = Arc::new(openapi::document(extra.has_routes()));
     Router::new()
         .merge(extra)
-        .route("/openapi.json", get(openapi::handler))
+        .route(
+            "/openapi.json",
+            get(move || async move { Json(Value::clone(&doc)) }),
+        )
         .route("/v1/status", get(status))
         .route("/v1/mentions/{key}", get(mentions))
         .route("/v1/thread", get(thread))
@@ -268,10 +280,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .fallback(|| async { ApiError::NotFound("no such endpoint: see /openapi.json".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .layer(DefaultBodyLimit::max(config.body_limit))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_millis(config.request_timeout_ms),
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), limits))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("the request failed unexpectedly".into()).into_response()
         }))
@@ -287,32 +296,127 @@ fn client_ip(req: &Request) -> IpAddr {
 
 async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let ip = client_ip(&req);
-    if !state.inner.limiter.allow(ip) {
-        return ApiError::RateLimited.into_response();
+    if let Err(retry_after) = state.inner.limiter.check(ip) {
+        return ApiError::RateLimited { retry_after }.into_response();
     }
-    if req.method() == axum::http::Method::POST
-        && req.uri().path() == "/v1/crawl"
-        && !state.inner.crawl_limiter.allow(ip)
-    {
-        return ApiError::RateLimited.into_response();
+    if req.method() == axum::http::Method::POST && req.uri().path() == "/v1/crawl" {
+        if let Err(retry_after) = state.inner.crawl_limiter.check(ip) {
+            return ApiError::RateLimited { retry_after }.into_response();
+        }
     }
     next.run(req).await
 }
 
+/// The limits every request is under, answered in the API's JSON error shape: a declared
+/// body over the limit is refused before it is read (413), the whole request (until the
+/// response head; streams then run on) has a deadline (503 `timeout`), and axum's bare 405
+/// becomes a JSON error that keeps its `Allow` header.
+async fn limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let max = state.inner.config.body_limit;
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return ApiError::TooLarge(max).into_response();
+    }
+    let method = req.method().clone();
+    let deadline = Duration::from_millis(state.inner.config.request_timeout_ms);
+    let resp = match tokio::time::timeout(deadline, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::debug!("request stopped after {deadline:?}");
+            return ApiError::Timeout.into_response();
+        }
+    };
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+        && !resp
+            .headers()
+            .contains_key(axum::http::header::CONTENT_TYPE)
+    {
+        let allow = resp.headers().get(axum::http::header::ALLOW).cloned();
+        let mut json = ApiError::MethodNotAllowed(method.to_string()).into_response();
+        if let Some(allow) = allow {
+            json.headers_mut().insert(axum::http::header::ALLOW, allow);
+        }
+        return json;
+    }
+    resp
+}
+
 // ---- parameters ----
 
-type Params = HashMap<String, String>;
+/// Most distinct query parameters kept (no endpoint takes more than 12).
+const MAX_PARAMS: usize = 32;
+
+/// A request's query parameters. A name given twice is remembered, not silently overwritten,
+/// so [`params`] can refuse it by name.
+#[derive(Default)]
+struct Params {
+    map: HashMap<String, String>,
+    repeated: Option<String>,
+    too_many: bool,
+}
+
+impl std::ops::Deref for Params {
+    type Target = HashMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl<'de> Deserialize<'de> for Params {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Params;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("query parameters")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Params, A::Error> {
+                let mut p = Params::default();
+                while let Some((k, v)) = a.next_entry::<String, String>()? {
+                    if p.map.contains_key(&k) {
+                        p.repeated.get_or_insert(k);
+                    } else if p.map.len() >= MAX_PARAMS {
+                        p.too_many = true;
+                    } else {
+                        p.map.insert(k, v);
+                    }
+                }
+                Ok(p)
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
 
 fn params(q: Result<Query<Params>, QueryRejection>, allowed: &[&str]) -> Result<Params, ApiError> {
     let Query(map) = q.map_err(|e| ApiError::param("query", e.body_text()))?;
-    for (k, v) in &map {
+    if map.too_many {
+        return Err(ApiError::param(
+            "query",
+            format!(
+                "too many parameters: this endpoint takes {}",
+                allowed.join(", ")
+            ),
+        ));
+    }
+    if let Some(k) = &map.repeated {
+        return Err(ApiError::param(k, "given more than once: give it once"));
+    }
+    for (k, v) in map.iter() {
         if !allowed.contains(&k.as_str()) {
             return Err(ApiError::param(
                 k,
-                format!(
-                    "unknown parameter; this endpoint takes {}",
-                    allowed.join(", ")
-                ),
+                if allowed.is_empty() {
+                    "unknown parameter; this endpoint takes none".to_owned()
+                } else {
+                    format!(
+                        "unknown parameter; this endpoint takes {}",
+                        allowed.join(", ")
+                    )
+                },
             ));
         }
         if v.len() > MAX_PARAM_BYTES {
@@ -323,6 +427,18 @@ fn params(q: Result<Query<Params>, QueryRejection>, allowed: &[&str]) -> Result<
         }
     }
     Ok(map)
+}
+
+/// The `{key}` of a path; a path that does not decode (invalid UTF-8) is a bad `key`.
+fn path_key(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(key) = p.map_err(|e| ApiError::param("key", e.body_text()))?;
+    if key.len() > MAX_PARAM_BYTES {
+        return Err(ApiError::param(
+            "key",
+            format!("too long: at most {MAX_PARAM_BYTES} bytes"),
+        ));
+    }
+    Ok(key)
 }
 
 fn archive_key(name: &str, value: &str) -> Result<String, ApiError> {
@@ -386,13 +502,15 @@ fn tag(p: &Params) -> Result<Option<String>, ApiError> {
 /// `scope` and `viewer`: the archives a view is limited to, if any.
 async fn scope(state: &AppState, p: &Params) -> Result<(Option<Vec<String>>, Value), ApiError> {
     let scope = p.get("scope").map_or("all", String::as_str);
+    // A viewer is checked even where the scope does not use it, so a typo is not ignored.
+    let viewer = opt_key(p, "viewer")?;
     let hops = match scope {
         "all" => return Ok((None, json!({"scope": "all"}))),
         "follows" => 1,
         "hops2" => 2,
         _ => return Err(ApiError::param("scope", "one of all, follows, hops2")),
     };
-    let viewer = opt_key(p, "viewer")?.ok_or_else(|| {
+    let viewer = viewer.ok_or_else(|| {
         ApiError::param("viewer", "scope=follows and scope=hops2 need a viewer key")
     })?;
     let v = viewer.clone();
@@ -424,9 +542,55 @@ fn answer(state: &AppState, scope: Value, body: Value) -> Json<Value> {
     Json(body)
 }
 
+/// [`answer`] for a page of hits: the stored hits go out as stored, without being parsed and
+/// written again (most of the work of a mentions or search answer otherwise).
+fn answer_page(
+    state: &AppState,
+    scope: Value,
+    archive: Option<String>,
+    page: search::Page,
+) -> Response {
+    #[derive(serde::Serialize)]
+    struct Body {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        archive: Option<String>,
+        hits: Vec<Box<serde_json::value::RawValue>>,
+        cursor: Option<String>,
+        coverage: Value,
+    }
+    let mut coverage = serde_json::to_value(state.coverage()).unwrap_or(Value::Null);
+    if let (Value::Object(c), Value::Object(s)) = (&mut coverage, scope) {
+        c.extend(s);
+    }
+    let size = page.hits.iter().map(|h| h.get().len() + 1).sum::<usize>() + 1024;
+    let body = Body {
+        archive,
+        hits: page.hits,
+        cursor: page.cursor,
+        coverage,
+    };
+    // Sized once: a page is tens of kilobytes, and growing a buffer to that copies it often.
+    let mut out = Vec::with_capacity(size);
+    match serde_json::to_writer(&mut out, &body) {
+        Ok(()) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            out,
+        )
+            .into_response(),
+        Err(e) => ApiError::Internal(e.to_string()).into_response(),
+    }
+}
+
 // ---- handlers ----
 
-async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn status(
+    State(state): State<AppState>,
+    q: Result<Query<Params>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    params(q, &[])?;
     let s = state.clone();
     let (cov, lagging, errors) = tokio::task::spawn_blocking(move || s.measure())
         .await
@@ -453,11 +617,11 @@ async fn status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
 
 async fn mentions(
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    key: Result<Path<String>, PathRejection>,
     q: Result<Query<Params>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let p = params(q, &["limit", "cursor", "scope", "viewer"])?;
-    let key = archive_key("key", &key)?;
+    let key = archive_key("key", &path_key(key)?)?;
     let limit = limit(&p, 20)?;
     let cursor = cursor_latest(&p)?;
     let (authors, info) = scope(&state, &p).await?;
@@ -477,11 +641,7 @@ async fn mentions(
             )?)
         })
         .await?;
-    Ok(answer(
-        &state,
-        info,
-        json!({"archive": key, "hits": page.hits, "cursor": page.cursor}),
-    ))
+    Ok(answer_page(&state, info, Some(key), page))
 }
 
 fn cursor_latest(p: &Params) -> Result<Option<String>, ApiError> {
@@ -499,7 +659,7 @@ async fn thread(
     State(state): State<AppState>,
     q: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let p = params(q, &["uri"])?;
+    let p = params(q, &["uri", "scope", "viewer"])?;
     let uri = p
         .get("uri")
         .ok_or_else(|| ApiError::param("uri", "required: hyper://<key>/statuses/<id>.json"))?;
@@ -510,10 +670,11 @@ async fn thread(
             ApiError::param("uri", "not a status URL, hyper://<key>/statuses/<id>.json")
         })?;
     let uri = url.to_string();
+    let (authors, info) = scope(&state, &p).await?;
     let body = state
-        .blocking(move |idx| Ok(search::thread(idx, &uri)?))
+        .blocking(move |idx| Ok(search::thread(idx, &uri, authors.as_deref())?))
         .await?;
-    Ok(answer(&state, json!({"scope": "all"}), body))
+    Ok(answer(&state, info, body))
 }
 
 async fn trending(
@@ -531,6 +692,23 @@ async fn trending(
     };
     let limit = limit(&p, 10)?;
     let (authors, info) = scope(&state, &p).await?;
+    let generation = state
+        .crawler()
+        .ingest()
+        .index()
+        .reader
+        .searcher()
+        .generation()
+        .generation_id();
+    let cache_key = (window.to_owned(), limit);
+    if authors.is_none() {
+        let cached = state.inner.trends.lock().get(&cache_key).cloned();
+        if let Some((g, at, body)) = cached {
+            if g == generation && at.elapsed() < Duration::from_secs(1) {
+                return Ok(answer(&state, info, body));
+            }
+        }
+    }
     let now = now_ms();
     // Statuses dated a little in the future count (clock skew); further out they do not.
     let (from, to) = (now - span, now + 300_000);
@@ -549,20 +727,25 @@ async fn trending(
         samples: 3,
         buckets,
     };
+    let whole_index = q.authors.is_none();
     let trends = state
         .blocking(move |idx| Ok(search::trending(idx, q)?))
         .await?;
-    Ok(answer(
-        &state,
-        info,
-        json!({"window": window, "minAuthors": min, "buckets": buckets, "trends": trends}),
-    ))
+    let body = json!({"window": window, "minAuthors": min, "buckets": buckets, "trends": trends});
+    if whole_index {
+        state
+            .inner
+            .trends
+            .lock()
+            .insert(cache_key, (generation, Instant::now(), body.clone()));
+    }
+    Ok(answer(&state, info, body))
 }
 
 async fn search_handler(
     State(state): State<AppState>,
     q: Result<Query<Params>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let p = params(
         q,
         &[
@@ -606,13 +789,10 @@ async fn search_handler(
         }
         None => None,
     };
+    // An end not after the start is an empty range: it matches nothing (no error, so a
+    // client sliding a window never trips over an empty one).
     let since = time_ms(&p, "since")?;
     let until = time_ms(&p, "until")?;
-    if let (Some(s), Some(u)) = (since, until) {
-        if s >= u {
-            return Err(ApiError::param("until", "must be after since"));
-        }
-    }
     let (mut authors, info) = scope(&state, &p).await?;
     if let Some(a) = opt_key(&p, "author")? {
         authors = Some(match authors {
@@ -642,18 +822,16 @@ async fn search_handler(
             )?)
         })
         .await?;
-    Ok(answer(
-        &state,
-        info,
-        json!({"hits": page.hits, "cursor": page.cursor}),
-    ))
+    Ok(answer_page(&state, info, None, page))
 }
 
 async fn archive(
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    key: Result<Path<String>, PathRejection>,
+    q: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let hex = archive_key("key", &key)?;
+    params(q, &[])?;
+    let hex = archive_key("key", &path_key(key)?)?;
     let pk = PublicKey::from_hex(&hex).map_err(|e| ApiError::param("key", e.to_string()))?;
     let crawler = state.crawler().clone();
     let log = crawler.ingest().source(&pk);
@@ -698,11 +876,11 @@ async fn archive(
 
 async fn followers(
     State(state): State<AppState>,
-    Path(key): Path<String>,
+    key: Result<Path<String>, PathRejection>,
     q: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let p = params(q, &["limit", "cursor"])?;
-    let hex = archive_key("key", &key)?;
+    let hex = archive_key("key", &path_key(key)?)?;
     let limit = limit(&p, 50)?;
     let offset = match p.get("cursor") {
         None => 0,
@@ -823,9 +1001,14 @@ async fn stream(
     let events = futures::stream::unfold(st, |mut st| async move {
         loop {
             if let Some((i, v)) = st.buf.pop_front() {
+                let kind = if v.get("deleted").is_some() {
+                    "delete"
+                } else {
+                    "status"
+                };
                 let ev = Event::default()
                     .id(i.to_string())
-                    .event("status")
+                    .event(kind)
                     .data(v.to_string());
                 return Some((Ok(ev), st));
             }

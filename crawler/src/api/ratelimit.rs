@@ -28,6 +28,12 @@ impl RateLimiter {
 
     /// Takes one token for `ip`; false if it has none left.
     pub fn allow(&self, ip: IpAddr) -> bool {
+        self.check(ip).is_ok()
+    }
+
+    /// Takes one token for `ip`; if it has none left, how many whole seconds until it has one
+    /// (what `Retry-After` says). A rate of zero never refills: then it says an hour.
+    pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
         let now = Instant::now();
         let mut b = self.buckets.lock();
         if b.len() >= MAX_CLIENTS && !b.contains_key(&ip) {
@@ -44,9 +50,11 @@ impl RateLimiter {
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
-            true
+            Ok(())
+        } else if self.rate > 0.0 {
+            Err((((1.0 - *tokens) / self.rate).ceil() as u64).clamp(1, 3600))
         } else {
-            false
+            Err(3600)
         }
     }
 }
@@ -62,5 +70,18 @@ mod tests {
         assert!(r.allow(ip) && r.allow(ip) && r.allow(ip));
         assert!(!r.allow(ip));
         assert!(r.allow(IpAddr::from([1, 2, 3, 5])));
+        assert_eq!(r.check(ip), Err(3600));
+    }
+
+    #[test]
+    fn says_how_long_to_wait() {
+        // 10 a minute: an empty bucket has its next token in 6 s.
+        let r = RateLimiter::new(10.0 / 60.0, 1.0);
+        let ip = IpAddr::from([1, 2, 3, 4]);
+        assert_eq!(r.check(ip), Ok(()));
+        assert_eq!(r.check(ip), Err(6));
+        let fast = RateLimiter::new(50.0, 1.0);
+        assert_eq!(fast.check(ip), Ok(()));
+        assert_eq!(fast.check(ip), Err(1));
     }
 }

@@ -6,7 +6,15 @@
 //! ```sh
 //! cargo run --release -p fritter-crawler --bin fritter-crawler-bench -- --archives 1000 --statuses 100000
 //! ```
+//!
+//! With `--dir D` the corpus is kept, and a later run on the same `D` skips generation and
+//! ingest. With `--serve HOST:PORT` it then serves the API over HTTP for load tools (see
+//! `bench/serve.rs`).
 
+#[path = "bench/serve.rs"]
+mod serve;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +23,7 @@ use axum::body::Body;
 use axum::http::Request;
 use clap::Parser;
 use fritter_common::crypto::{self, KeyPair};
-use fritter_common::log::{Access, DiskStorage, Log};
+use fritter_common::log::{Access, DiskStorage, FileCache, Log};
 use fritter_common::model::{
     ArchiveUrl, File, Follows, Mention, Profile, Reply, Status, StatusId, ThreadRef, Timestamp,
 };
@@ -37,12 +45,22 @@ struct Args {
     /// Statuses in the corpus (spread over the archives, some write far more than others)
     #[arg(long, default_value_t = 100_000)]
     statuses: usize,
-    /// Working directory (default: a fresh temporary one, removed afterwards)
+    /// Corpus directory, kept afterwards (default: a fresh temporary one, removed afterwards).
+    /// If it holds a finished corpus (bench-corpus.json), generation and ingest are skipped
+    /// and its index is opened; --archives and --statuses are then ignored
     #[arg(long)]
     dir: Option<std::path::PathBuf>,
-    /// Requests measured per view
+    /// Requests measured per view (0: skip the in-process measurements)
     #[arg(long, default_value_t = 500)]
     requests: usize,
+    /// Then serve the API over HTTP on this address until ctrl-c (the crawler's own router and
+    /// server loop), for wrk and fritter-crawler-load; their URL lists are in DIR/urls/
+    #[arg(long, value_name = "HOST:PORT")]
+    serve: Option<SocketAddr>,
+    /// The API's rate limit per client address while measuring and serving, requests/s (also
+    /// the burst). The crawler's default (50/s) would refuse a load test from one machine
+    #[arg(long, default_value_t = 1e9, value_name = "PER_SEC")]
+    rate_limit: f64,
 }
 
 const WORDS: &[&str] = &[
@@ -53,15 +71,96 @@ const WORDS: &[&str] = &[
     "world",
 ];
 
+/// The words of the corpus text and how often each is used: Zipf's law (the r-th most common
+/// word is used in proportion to 1/r), the common words of `WORDS` first, then synthetic content
+/// words. With 20,000 content words the most common word is in about 8 of 10 statuses and the
+/// 1,000th in about 1 in 700, as in real text; a vocabulary of 44 equally common words (this
+/// benchmark's first) put every word in a third of all statuses.
+struct Vocabulary {
+    words: Vec<String>,
+    /// Cumulative weights, for sampling by binary search.
+    cumulative: Vec<f64>,
+}
+
+impl Vocabulary {
+    fn new(content_words: usize) -> Vocabulary {
+        const ONSETS: &[&str] = &[
+            "b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z",
+        ];
+        const VOWELS: &[&str] = &["a", "e", "i", "o", "u"];
+        let syllables = ONSETS.len() * VOWELS.len();
+        let synthetic = (0..content_words).map(|mut i| {
+            // Three or four syllables: distinct words that look like words.
+            let mut w = String::new();
+            for _ in 0..3 {
+                w.push_str(ONSETS[(i % syllables) / VOWELS.len()]);
+                w.push_str(VOWELS[i % VOWELS.len()]);
+                i /= syllables;
+            }
+            if i > 0 {
+                w.push_str(ONSETS[i % ONSETS.len()]);
+                w.push('a');
+            }
+            w
+        });
+        let words: Vec<String> = WORDS
+            .iter()
+            .map(|w| (*w).to_owned())
+            .chain(synthetic)
+            .collect();
+        let mut total = 0.0;
+        let cumulative = (0..words.len())
+            .map(|r| {
+                total += 1.0 / (r as f64 + 1.0);
+                total
+            })
+            .collect();
+        Vocabulary { words, cumulative }
+    }
+
+    fn sample_rank(&self, rng: &mut impl Rng) -> usize {
+        let x = rng.gen::<f64>() * self.cumulative.last().copied().unwrap_or(0.0);
+        self.cumulative
+            .partition_point(|c| *c < x)
+            .min(self.words.len() - 1)
+    }
+
+    fn sample(&self, rng: &mut impl Rng) -> &str {
+        &self.words[self.sample_rank(rng)]
+    }
+
+    /// Words people search for: content words, drawn by how often they are used (the common
+    /// words of `WORDS`, like "the", are what search boxes drop). Repeats stand for frequency.
+    fn query_words(&self, n: usize, rng: &mut impl Rng) -> Vec<&str> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let r = self.sample_rank(rng);
+            if r >= WORDS.len() {
+                out.push(self.words[r].as_str());
+            }
+        }
+        out
+    }
+}
+
 fn main() -> anyhow::Result<()> {
+    fritter_crawler::tune_allocator();
     let args = Args::parse();
     let tmp = tempfile::tempdir()?;
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_owned());
+    if let serve::DirState::Corpus(info) = serve::dir_state(&dir)? {
+        return reuse(&args, &dir, info);
+    }
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let tags: Vec<String> = (0..500).map(|i| format!("tag{i}")).collect();
+    let vocabulary = Vocabulary::new(20_000);
 
     // ---- corpus ----
     let t0 = Instant::now();
+    // Ten thousand archives hold more files than a process may keep open: the logs open them
+    // through a cache, as the crawler does (`Store::exclusive`).
+    let fds = fritter_common::store::raise_fd_limit().unwrap_or(1024);
+    let files = FileCache::new((fds / 2) as usize);
     let store = Store::new(&dir);
     let keys: Vec<KeyPair> = (0..args.archives).map(|_| KeyPair::generate()).collect();
     let mut logs = Vec::with_capacity(args.archives);
@@ -76,7 +175,7 @@ fn main() -> anyhow::Result<()> {
     for (i, kp) in keys.iter().enumerate() {
         let key = kp.public();
         let log = Log::open(
-            &DiskStorage::new(store.archive_dir(&key)),
+            &DiskStorage::with_file_cache(store.archive_dir(&key), files.clone()),
             key,
             Access::Writer(kp.clone()),
         )?;
@@ -111,7 +210,7 @@ fn main() -> anyhow::Result<()> {
         let mut mine = Vec::new();
         for j in 0..n {
             let mut text: Vec<String> = (0..rng.gen_range(5..25))
-                .map(|_| WORDS[rng.gen_range(0..WORDS.len())].to_owned())
+                .map(|_| vocabulary.sample(&mut rng).to_owned())
                 .collect();
             let mut status_tags = Vec::new();
             for _ in 0..rng.gen_range(0..3) {
@@ -202,6 +301,8 @@ fn main() -> anyhow::Result<()> {
         None,
     )?;
     let t1 = Instant::now();
+    let cpu1 = cpu_seconds();
+    let threads1 = thread_cpu();
     for log in &logs {
         ingest.add_source(log.clone());
     }
@@ -210,7 +311,26 @@ fn main() -> anyhow::Result<()> {
         "ingest did not finish"
     );
     let took = t1.elapsed();
+    let cpu = cpu_seconds() - cpu1;
     let statuses = ingest.statuses_indexed();
+    println!(
+        "ingest CPU: {cpu:.2} s over all threads = {:.1} µs per status (the rate a machine can \
+         reach is its cores / this, when ingest has them to itself)",
+        cpu * 1e6 / statuses.max(1) as f64
+    );
+    let mut by_thread: std::collections::BTreeMap<String, f64> = Default::default();
+    for (name, t) in thread_cpu() {
+        *by_thread.entry(name).or_default() += t;
+    }
+    for (name, t) in threads1 {
+        *by_thread.entry(name).or_default() -= t;
+    }
+    let by_thread: Vec<String> = by_thread
+        .iter()
+        .filter(|(_, t)| **t >= 0.05)
+        .map(|(n, t)| format!("{n} {:.1} µs", t * 1e6 / statuses.max(1) as f64))
+        .collect();
+    println!("ingest CPU per status by thread: {}", by_thread.join(", "));
     println!(
         "ingest: {statuses} statuses (+{} profiles and follow lists) in {:.2} s = {:.0} statuses/s",
         2 * args.archives,
@@ -224,68 +344,69 @@ fn main() -> anyhow::Result<()> {
     );
 
     // ---- queries ----
-    let crawler = Crawler::new(store, ingest.clone(), None, usize::MAX);
-    let state = AppState::new(
-        crawler,
-        ApiConfig {
-            rate_per_sec: 1e9,
-            burst: 1e9,
-            ..ApiConfig::default()
-        },
+    serve::write_marker(&dir, args.archives, statuses)?;
+    let threads: Vec<String> = recent.iter().map(|(s, _)| s.url.to_string()).collect();
+    let query_words = vocabulary.query_words(4000, &mut rng);
+    let lists = serve::UrlLists::generate(
+        keys.iter().map(|k| k.public().to_string()),
+        &threads,
+        &query_words,
+        &mut rng,
     );
-    let app = router(state);
-    let replies: Vec<String> = recent.iter().map(|(s, _)| s.url.to_string()).collect();
-    type MakeUri<'a> = Box<dyn Fn(&mut rand::rngs::StdRng) -> String + 'a>;
-    let views: Vec<(&str, MakeUri)> = vec![
-        (
-            "mentions",
-            Box::new(|r: &mut rand::rngs::StdRng| {
-                format!("/v1/mentions/{}", keys[r.gen_range(0..keys.len())].public())
-            }),
-        ),
-        (
-            "thread",
-            Box::new(|r: &mut rand::rngs::StdRng| {
-                format!(
-                    "/v1/thread?uri={}",
-                    replies.choose(r).map_or("", String::as_str)
-                )
-            }),
-        ),
-        (
-            "search",
-            Box::new(|r: &mut rand::rngs::StdRng| {
-                let w1 = WORDS[r.gen_range(0..WORDS.len())];
-                let w2 = WORDS[r.gen_range(0..WORDS.len())];
-                match r.gen_range(0..4) {
-                    0 => format!("/v1/search?q={w1}%20{w2}"),
-                    1 => format!("/v1/search?q={w1}&sort=top"),
-                    2 => format!("/v1/search?q=%23tag{}", r.gen_range(0..50)),
-                    _ => format!("/v1/search?q=%22{w1}%20{w2}%22%20OR%20{w1}"),
-                }
-            }),
-        ),
-        (
-            "trending",
-            Box::new(|r: &mut rand::rngs::StdRng| {
-                format!(
-                    "/v1/trending?window={}",
-                    ["1h", "24h", "7d"][r.gen_range(0..3)]
-                )
-            }),
-        ),
-    ];
-    for (name, make) in &views {
-        let n = if *name == "trending" {
-            args.requests / 5
+    let urls = lists.write(&dir)?;
+    let crawler = Crawler::new(store, ingest.clone(), None, usize::MAX);
+    let state = AppState::new(crawler, api_config(&args));
+    measure(&rt, &state, &lists, args.requests, &mut rng)?;
+    if let Some(addr) = args.serve {
+        serve::serve(&rt, state, addr, &urls)?;
+    }
+    ingest.shutdown();
+    let bytes = std::fs::read_dir(dir.join("index"))
+        .context("index dir")?
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum::<u64>();
+    println!(
+        "index after shutdown: {bytes} bytes = {:.0} bytes/status",
+        bytes as f64 / statuses.max(1) as f64
+    );
+    Ok(())
+}
+
+/// The API's limits for the bench: the crawler's defaults but for the rate limit.
+fn api_config(args: &Args) -> ApiConfig {
+    ApiConfig {
+        rate_per_sec: args.rate_limit,
+        burst: args.rate_limit,
+        ..ApiConfig::default()
+    }
+}
+
+/// Times `requests` requests per view (a fifth of them for trending) drawn from `lists`
+/// through the real router in process, and prints p50/p99/max per view.
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    state: &AppState,
+    lists: &serve::UrlLists,
+    requests: usize,
+    rng: &mut impl Rng,
+) -> anyhow::Result<()> {
+    if requests == 0 {
+        return Ok(());
+    }
+    let app = router(state.clone());
+    for (name, list) in lists.views() {
+        let n = if name == "trending" {
+            requests / 5
         } else {
-            args.requests
+            requests
         }
         .max(10);
         let mut times = Vec::with_capacity(n);
         for _ in 0..n {
-            let uri = make(&mut rng);
-            let req = Request::get(&uri).body(Body::empty())?;
+            let uri = list.choose(rng).context("empty URL list")?;
+            let req = Request::get(uri).body(Body::empty())?;
             let t = Instant::now();
             let resp = rt.block_on(app.clone().oneshot(req))?;
             let status = resp.status();
@@ -302,16 +423,78 @@ fn main() -> anyhow::Result<()> {
             times[times.len() - 1].as_secs_f64() * 1e3
         );
     }
-    ingest.shutdown();
-    let bytes = std::fs::read_dir(dir.join("index"))
-        .context("index dir")?
-        .flatten()
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.len())
-        .sum::<u64>();
-    println!(
-        "index after shutdown: {bytes} bytes = {:.0} bytes/status",
-        bytes as f64 / statuses.max(1) as f64
-    );
     Ok(())
+}
+
+/// `--dir` on a finished corpus: opens its archives and index (finishing any ingest left
+/// over), measures and serves like a fresh run.
+fn reuse(args: &Args, dir: &std::path::Path, info: serve::CorpusInfo) -> anyhow::Result<()> {
+    println!(
+        "corpus: reusing {} ({} archives, {} statuses, ingested {}); --archives and --statuses ignored",
+        dir.display(),
+        info.archives,
+        info.statuses,
+        info.created
+    );
+    let lists = serve::UrlLists::read(dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let _guard = rt.enter();
+    let t0 = Instant::now();
+    let (index, payload) = Index::open(&dir.join("index"))?;
+    let ingest = Ingester::start(Arc::new(index), payload, IngestConfig::default(), None)?;
+    let fds = fritter_common::store::raise_fd_limit().unwrap_or(1024);
+    let store = Store::exclusive(dir, (fds / 2) as usize)?;
+    let crawler = Crawler::new(store, ingest.clone(), None, usize::MAX);
+    let archives = crawler.learn_stored()?;
+    anyhow::ensure!(
+        ingest.wait_idle(Duration::from_secs(3600)),
+        "ingest of what the index lacked did not finish"
+    );
+    println!(
+        "opened {archives} archives and the index in {:.2} s ({} statuses the index lacked ingested, {} index bytes on disk)",
+        t0.elapsed().as_secs_f64(),
+        ingest.statuses_indexed(),
+        ingest.index().disk_bytes()
+    );
+    let state = AppState::new(crawler.clone(), api_config(args));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    measure(&rt, &state, &lists, args.requests, &mut rng)?;
+    if let Some(addr) = args.serve {
+        serve::serve(&rt, state, addr, &dir.join("urls"))?;
+    }
+    rt.block_on(crawler.shutdown());
+    ingest.shutdown();
+    Ok(())
+}
+
+/// CPU seconds of each live thread of this process, by thread name.
+fn thread_cpu() -> Vec<(String, f64)> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            let (head, rest) = stat.rsplit_once(')')?;
+            let name = head.split_once('(')?.1.to_owned();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            Some((name, (ticks(11) + ticks(12)) / 100.0))
+        })
+        .collect()
+}
+
+/// User plus system CPU time of this process so far, in seconds (Linux `/proc/self/stat`).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesized command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }

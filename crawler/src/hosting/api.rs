@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::connect_info::ConnectInfo;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -66,22 +67,27 @@ fn parse_key(value: &str) -> Result<PublicKey, String> {
     Ok(url.key().into())
 }
 
-async fn signup(State(h): State<Arc<Hosting>>, req: Request) -> Result<Json<Value>, HostingError> {
+async fn signup(State(h): State<Arc<Hosting>>, req: Request) -> Response {
     let ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
     if !h.signup_limiter.allow(ip) {
-        return Err(HostingError::RateLimited);
+        return HostingError::RateLimited.into_response();
     }
-    let bytes = axum::body::to_bytes(req.into_body(), MAX_SIGNUP_BODY)
-        .await
-        .map_err(|_| {
-            HostingError::BadRequest(format!(
-                "the body must be JSON of at most {MAX_SIGNUP_BODY} bytes"
-            ))
-        })?;
-    let body: Value = serde_json::from_slice(&bytes).map_err(|e| {
+    // Reading stops at the limit; a body that cannot be read whole within it is too large
+    // (or its client went away, which no answer reaches).
+    let Ok(bytes) = axum::body::to_bytes(req.into_body(), MAX_SIGNUP_BODY).await else {
+        return ApiError::TooLarge(MAX_SIGNUP_BODY).into_response();
+    };
+    match start_signup(&h, &bytes) {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn start_signup(h: &Hosting, bytes: &[u8]) -> Result<Value, HostingError> {
+    let body: Value = serde_json::from_slice(bytes).map_err(|e| {
         HostingError::BadRequest(format!(
             "the body must be JSON {{\"archive\": \"<key>\"}}: {e}"
         ))
@@ -92,7 +98,7 @@ async fn signup(State(h): State<Arc<Hosting>>, req: Request) -> Result<Json<Valu
     let key = parse_key(archive).map_err(|e| HostingError::BadRequest(format!("archive: {e}")))?;
     let (nonce, ttl) = h.signup(key)?;
     let expires = time::OffsetDateTime::now_utc() + ttl;
-    Ok(Json(json!({
+    Ok(json!({
         "archive": key.to_hex(),
         "service": h.service().as_str(),
         "host": h.service().host(),
@@ -103,7 +109,7 @@ async fn signup(State(h): State<Arc<Hosting>>, req: Request) -> Result<Json<Valu
             .unwrap_or_default(),
         "expiresInSecs": ttl.as_secs(),
         "next": format!("write {} with {{service, nonce, createdAt}} into the archive, then poll GET /v1/hosting/{}", h.proof_path(), key.to_hex()),
-    })))
+    }))
 }
 
 async fn accounts(State(h): State<Arc<Hosting>>) -> Json<Value> {
@@ -118,8 +124,9 @@ async fn accounts(State(h): State<Arc<Hosting>>) -> Json<Value> {
 
 async fn account(
     State(h): State<Arc<Hosting>>,
-    Path(key): Path<String>,
+    key: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Path(key) = key.map_err(|e| ApiError::param("key", e.body_text()))?;
     if key.len() > 1024 {
         return Err(ApiError::param("key", "too long"));
     }

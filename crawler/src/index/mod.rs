@@ -15,18 +15,19 @@
 pub mod query;
 pub mod search;
 pub mod tokenizer;
+pub mod trends;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tantivy::schema::{
-    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, STORED, STRING,
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, STORED,
 };
 use tantivy::{IndexReader, ReloadPolicy};
 
 /// Bump when the schema or the meaning of a field changes: the index is rebuilt from the logs.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Errors of the index.
 #[derive(Debug, thiserror::Error)]
@@ -86,18 +87,25 @@ fn build_schema() -> (Schema, Fields) {
             .set_tokenizer(tokenizer::NAME)
             .set_index_option(IndexRecordOption::WithFreqsAndPositions),
     );
+    // Exact-match fields are never scored: no field norms (a byte per document each).
+    let exact = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("raw")
+            .set_fieldnorms(false)
+            .set_index_option(IndexRecordOption::Basic),
+    );
     let fields = Fields {
-        kind: b.add_text_field("kind", STRING),
-        key: b.add_text_field("key", STRING),
-        archive: b.add_text_field("archive", STRING),
+        kind: b.add_text_field("kind", exact.clone()),
+        key: b.add_text_field("key", exact.clone()),
+        archive: b.add_text_field("archive", exact.clone()),
         author_id: b.add_u64_field("author_id", FAST),
-        root: b.add_text_field("root", STRING),
+        root: b.add_text_field("root", exact.clone()),
         text: b.add_text_field("text", text.clone()),
         name: b.add_text_field("name", text),
-        tags: b.add_text_field("tags", STRING | FAST),
-        mentions: b.add_text_field("mentions", STRING),
-        follows: b.add_text_field("follows", STRING),
-        lang: b.add_text_field("lang", STRING),
+        tags: b.add_text_field("tags", exact.clone() | FAST),
+        mentions: b.add_text_field("mentions", exact.clone()),
+        follows: b.add_text_field("follows", exact.clone()),
+        lang: b.add_text_field("lang", exact),
         created: b.add_i64_field("created", FAST),
         iseq: b.add_u64_field("iseq", FAST),
         json: b.add_text_field("json", STORED),
@@ -141,6 +149,8 @@ pub struct Index {
     pub reader: IndexReader,
     pub f: Fields,
     pub dir: PathBuf,
+    /// Per-segment tag summaries behind the trending view.
+    pub trends: trends::TrendCache,
 }
 
 impl Index {
@@ -210,6 +220,7 @@ impl Index {
                 reader,
                 f,
                 dir: dir.to_owned(),
+                trends: trends::TrendCache::default(),
             },
             payload,
         ))

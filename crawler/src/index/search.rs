@@ -5,13 +5,15 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
+use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery};
 use tantivy::schema::{Field, IndexRecordOption, Value as _};
-use tantivy::{DocAddress, DocId, Score, Searcher, SegmentReader, TantivyDocument, Term};
+use tantivy::{DocAddress, DocId, Searcher, SegmentReader, TantivyDocument, Term};
 
 use super::query::{self, Expr};
+use super::trends::TagCount;
 use super::{Fields, Index, IndexError};
 
 /// Most replies a thread view gathers.
@@ -52,7 +54,18 @@ pub struct Filter {
 
 impl Filter {
     fn clauses(&self, f: &Fields) -> Vec<(Occur, Box<dyn Query>)> {
-        let mut c: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, term(f.kind, "status"))];
+        self.clauses_of(f, "status")
+    }
+
+    /// The clauses for documents of `kind` (`status`, or a deleted status's tombstone).
+    fn clauses_of(&self, f: &Fields, kind: &str) -> Vec<(Occur, Box<dyn Query>)> {
+        let mut c: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        // Only statuses have tags, mentions and a thread root: with one of those the kind
+        // clause (a posting list of every status) would only slow the intersection down.
+        let status_only = self.tag.is_some() || self.mention.is_some() || self.root.is_some();
+        if !(kind == "status" && status_only) {
+            c.push((Occur::Must, term(f.kind, kind)));
+        }
         if let Some(e) = &self.text {
             c.push((Occur::Must, query::to_query(e, f.text)));
         }
@@ -111,12 +124,29 @@ pub enum Sort {
     Top,
 }
 
-/// One page of hits.
+/// One page of hits, each the stored JSON as is (a page is passed through, never parsed).
 #[derive(Debug, Clone, Serialize)]
 pub struct Page {
-    pub hits: Vec<Value>,
+    pub hits: Vec<Box<RawValue>>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     pub cursor: Option<String>,
+}
+
+/// The stored hit of a document, unparsed.
+fn stored_raw(
+    searcher: &Searcher,
+    f: &Fields,
+    addr: DocAddress,
+) -> Result<Box<RawValue>, IndexError> {
+    let doc: TantivyDocument = searcher.doc(addr)?;
+    let json = doc
+        .get_first(f.json)
+        .and_then(|v| v.as_str())
+        .map_or_else(|| "null".to_owned(), str::to_owned);
+    // Written by the ingester from a `Value`, so it parses; `null` if the store was damaged.
+    Ok(RawValue::from_string(json)
+        .or_else(|_| RawValue::from_string("null".to_owned()))
+        .map_err(|e| tantivy::TantivyError::InternalError(e.to_string()))?)
 }
 
 fn stored(searcher: &Searcher, f: &Fields, addr: DocAddress) -> Result<Value, IndexError> {
@@ -201,7 +231,7 @@ pub fn statuses(
             let mut hits = Vec::with_capacity(limit);
             let mut last = None;
             for (k, addr) in top.into_iter().take(limit) {
-                hits.push(stored(&searcher, f, addr)?);
+                hits.push(stored_raw(&searcher, f, addr)?);
                 last = Some(k);
             }
             Ok(Page {
@@ -228,7 +258,7 @@ pub fn statuses(
             let hits = top
                 .into_iter()
                 .take(limit)
-                .map(|(_, addr)| stored(&searcher, f, addr))
+                .map(|(_, addr)| stored_raw(&searcher, f, addr))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Page {
                 hits,
@@ -238,7 +268,9 @@ pub fn statuses(
     }
 }
 
-/// Statuses written after ingest sequence `after`, oldest first (the stream).
+/// Statuses written after ingest sequence `after`, oldest first (the stream), and the
+/// tombstones of statuses deleted since (`"deleted": true`). A tombstone has no text, tags or
+/// mentions left to filter on, so every stream gets it, but for the author filter.
 pub fn since_iseq(
     idx: &Index,
     filter: &Filter,
@@ -251,7 +283,19 @@ pub fn since_iseq(
         after_iseq: after,
         ..filter.clone()
     };
-    let q = BooleanQuery::new(filter.clauses(f));
+    let deleted = Filter {
+        authors: filter.authors.clone(),
+        after_iseq: after,
+        ..Filter::default()
+    }
+    .clauses_of(f, crate::ingest::DELETED);
+    let q = BooleanQuery::new(vec![
+        (
+            Occur::Should,
+            Box::new(BooleanQuery::new(filter.clauses(f))) as Box<dyn Query>,
+        ),
+        (Occur::Should, Box::new(BooleanQuery::new(deleted))),
+    ]);
     let top = searcher.search(
         &q,
         &TopDocs::with_limit(limit.max(1)).order_by(|seg: &SegmentReader| {
@@ -302,8 +346,11 @@ fn parent_of(hit: &Value) -> Option<(&str, Option<&str>)> {
     ))
 }
 
-/// The whole reply tree of the thread `uri` belongs to.
-pub fn thread(idx: &Index, uri: &str) -> Result<Value, IndexError> {
+/// The whole reply tree of the thread `uri` belongs to. With `authors` (hex keys, a scope),
+/// replies by anyone else are left out; one that has replies in the scope stays as a
+/// placeholder (`outOfScope`) holding them. The root is always shown: it is what was asked.
+pub fn thread(idx: &Index, uri: &str, authors: Option<&[String]>) -> Result<Value, IndexError> {
+    let scope: Option<HashSet<&str>> = authors.map(|a| a.iter().map(String::as_str).collect());
     let f = &idx.f;
     let searcher = idx.reader.searcher();
     let asked = find_status(idx, &searcher, uri)?;
@@ -355,75 +402,91 @@ pub fn thread(idx: &Index, uri: &str) -> Result<Value, IndexError> {
         }
         children.entry(parent).or_default().push(u.clone());
     }
-    let mut visited = HashSet::new();
-    let mut truncated = false;
-    let mut root_node = node(
-        &root_uri,
-        root.as_ref(),
-        &posts,
-        &children,
-        &mut visited,
-        0,
-        &mut truncated,
-    );
+    let mut tree = Tree {
+        posts: &posts,
+        children: &children,
+        scope: scope.as_ref(),
+        visited: HashSet::new(),
+        truncated: false,
+        shown: usize::from(root.is_some()),
+    };
+    let mut root_node = tree
+        .node(&root_uri, root.as_ref(), 0, true)
+        .unwrap_or(Value::Null);
     // Parents that were not crawled: placeholders under the root, holding their replies.
     if let Some(list) = root_node.get_mut("replies").and_then(Value::as_array_mut) {
         for m in &missing {
-            list.push(node(
-                m,
-                None,
-                &posts,
-                &children,
-                &mut visited,
-                1,
-                &mut truncated,
-            ));
+            list.extend(tree.node(m, None, 1, false));
         }
     }
-    partial |= truncated;
+    partial |= tree.truncated;
     Ok(json!({
         "root": root_uri,
         "requested": uri,
-        "posts": posts.len() + usize::from(root.is_some()),
+        "posts": tree.shown,
         "truncated": partial,
         "thread": root_node,
     }))
 }
 
-fn node(
-    uri: &str,
-    hit: Option<&Value>,
-    posts: &HashMap<String, Value>,
-    children: &HashMap<String, Vec<String>>,
-    visited: &mut HashSet<String>,
-    depth: usize,
-    truncated: &mut bool,
-) -> Value {
-    visited.insert(uri.to_owned());
-    let mut replies = Vec::new();
-    if let Some(kids) = children.get(uri) {
-        if depth >= MAX_THREAD_DEPTH {
-            *truncated = true;
-        } else {
-            for k in kids {
-                if visited.contains(k) {
-                    continue;
-                }
-                let child = posts.get(k);
-                let mut n = node(k, child, posts, children, visited, depth + 1, truncated);
-                // Flag a reply whose pinned parent hash is not the version indexed.
-                if let (Some(h), Some((_, Some(pinned)))) = (hit, child.and_then(parent_of)) {
-                    if h.get("hash").and_then(Value::as_str) != Some(pinned) {
-                        n["parentChanged"] = Value::Bool(true);
+/// Builds the nested reply tree of [`thread`].
+struct Tree<'a> {
+    posts: &'a HashMap<String, Value>,
+    children: &'a HashMap<String, Vec<String>>,
+    scope: Option<&'a HashSet<&'a str>>,
+    visited: HashSet<String>,
+    truncated: bool,
+    /// Posts shown in the tree.
+    shown: usize,
+}
+
+impl Tree<'_> {
+    /// The node of `uri` and its replies; `None` when neither it nor any reply under it is in
+    /// the scope (the root is kept whatever its author).
+    fn node(&mut self, uri: &str, hit: Option<&Value>, depth: usize, root: bool) -> Option<Value> {
+        self.visited.insert(uri.to_owned());
+        let mut replies = Vec::new();
+        if let Some(kids) = self.children.get(uri) {
+            if depth >= MAX_THREAD_DEPTH {
+                self.truncated = true;
+            } else {
+                for k in kids {
+                    if self.visited.contains(k) {
+                        continue;
                     }
+                    let child = self.posts.get(k);
+                    let Some(mut n) = self.node(k, child, depth + 1, false) else {
+                        continue;
+                    };
+                    // Flag a reply whose pinned parent hash is not the version indexed.
+                    if let (Some(h), Some((_, Some(pinned)))) = (hit, child.and_then(parent_of)) {
+                        if h.get("hash").and_then(Value::as_str) != Some(pinned) {
+                            n["parentChanged"] = Value::Bool(true);
+                        }
+                    }
+                    replies.push(n);
                 }
-                replies.push(n);
             }
         }
-    }
-    match hit {
-        Some(h) => json!({"uri": uri, "post": h, "replies": replies}),
-        None => json!({"uri": uri, "notFound": true, "replies": replies}),
+        let in_scope = |h: &Value| {
+            self.scope.is_none_or(|s| {
+                h.get("archive")
+                    .and_then(Value::as_str)
+                    .is_some_and(|a| s.contains(a))
+            })
+        };
+        match hit {
+            Some(h) if root || in_scope(h) => {
+                if !root {
+                    self.shown += 1;
+                }
+                Some(json!({"uri": uri, "post": h, "replies": replies}))
+            }
+            Some(_) if replies.is_empty() => None,
+            Some(_) => Some(json!({"uri": uri, "outOfScope": true, "replies": replies})),
+            None if replies.is_empty() && !root && self.scope.is_some() => None,
+            None => Some(json!({"uri": uri, "notFound": true, "replies": replies})),
+        }
     }
 }
 
@@ -456,7 +519,7 @@ pub struct Buckets {
 }
 
 impl Buckets {
-    fn of(&self, created: i64) -> usize {
+    pub(crate) fn of(&self, created: i64) -> usize {
         let i = (created.saturating_sub(self.start_ms) / self.width_ms.max(1)).max(0);
         (i as usize).min(self.count.saturating_sub(1))
     }
@@ -478,118 +541,6 @@ pub struct TrendQuery {
     pub buckets: Buckets,
 }
 
-#[derive(Default)]
-struct TagStat {
-    posts: u64,
-    authors: HashSet<u64>,
-    first: i64,
-    series: Vec<u64>,
-}
-
-impl TagStat {
-    fn merge(&mut self, o: TagStat) {
-        if self.posts == 0 || o.first < self.first {
-            self.first = o.first;
-        }
-        self.posts += o.posts;
-        self.authors.extend(o.authors);
-        if self.series.len() < o.series.len() {
-            self.series.resize(o.series.len(), 0);
-        }
-        for (a, b) in self.series.iter_mut().zip(o.series) {
-            *a += b;
-        }
-    }
-}
-
-struct TrendCollector {
-    buckets: Buckets,
-}
-
-struct TrendSegment {
-    tags: Option<tantivy::columnar::StrColumn>,
-    authors: Option<tantivy::columnar::Column<u64>>,
-    created: Option<tantivy::columnar::Column<i64>>,
-    buckets: Buckets,
-    stats: HashMap<u64, TagStat>,
-}
-
-impl Collector for TrendCollector {
-    type Fruit = HashMap<String, TagStat>;
-    type Child = TrendSegment;
-
-    fn for_segment(&self, _: u32, seg: &SegmentReader) -> tantivy::Result<TrendSegment> {
-        let ff = seg.fast_fields();
-        Ok(TrendSegment {
-            tags: ff.str("tags")?,
-            authors: ff.u64("author_id").ok(),
-            created: ff.i64("created").ok(),
-            buckets: self.buckets,
-            stats: HashMap::new(),
-        })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        false
-    }
-
-    fn merge_fruits(&self, fruits: Vec<HashMap<String, TagStat>>) -> tantivy::Result<Self::Fruit> {
-        let mut out: HashMap<String, TagStat> = HashMap::new();
-        for fruit in fruits {
-            for (k, v) in fruit {
-                out.entry(k).or_default().merge(v);
-            }
-        }
-        Ok(out)
-    }
-}
-
-impl SegmentCollector for TrendSegment {
-    type Fruit = HashMap<String, TagStat>;
-
-    fn collect(&mut self, doc: DocId, _: Score) {
-        let Some(tags) = &self.tags else { return };
-        let author = self
-            .authors
-            .as_ref()
-            .and_then(|a| a.first(doc))
-            .unwrap_or(0);
-        let created = self
-            .created
-            .as_ref()
-            .and_then(|c| c.first(doc))
-            .unwrap_or(0);
-        for ord in tags.term_ords(doc) {
-            let s = self.stats.entry(ord).or_default();
-            if s.posts == 0 || created < s.first {
-                s.first = created;
-            }
-            s.posts += 1;
-            s.authors.insert(author);
-            if s.series.is_empty() {
-                s.series = vec![0; self.buckets.count];
-            }
-            if let Some(b) = s.series.get_mut(self.buckets.of(created)) {
-                *b += 1;
-            }
-        }
-    }
-
-    fn harvest(self) -> Self::Fruit {
-        let Some(tags) = self.tags else {
-            return HashMap::new();
-        };
-        let mut out = HashMap::with_capacity(self.stats.len());
-        for (ord, stat) in self.stats {
-            let mut s = String::new();
-            if let Ok(true) = tags.ord_to_str(ord, &mut s) {
-                out.insert(s, stat);
-            }
-        }
-        out
-    }
-}
-
 /// Top tags of statuses created in `[from, to)`: ranked by distinct authors, then posts; a tag
 /// needs at least `min_authors` authors (so one author cannot make it trend). Each comes with
 /// its posts per time bucket.
@@ -598,45 +549,37 @@ pub fn trending(idx: &Index, q: TrendQuery) -> Result<Vec<Trend>, IndexError> {
         count: q.buckets.count.clamp(1, MAX_BUCKETS),
         ..q.buckets
     };
-    let filter = Filter {
-        authors: q.authors,
-        since: Some(q.from),
-        until: Some(q.to),
-        ..Filter::default()
-    };
     let searcher = idx.reader.searcher();
-    let bq = BooleanQuery::new(filter.clauses(&idx.f));
-    let stats = searcher.search(&bq, &TrendCollector { buckets })?;
-    let mut ranked: Vec<(String, TagStat)> = stats
+    let mut ranked: Vec<TagCount> = idx
+        .trends
+        .count(
+            &searcher,
+            q.from,
+            q.to,
+            q.authors.as_deref(),
+            &buckets,
+            q.samples,
+        )?
         .into_iter()
-        .filter(|(_, s)| s.authors.len() as u64 >= q.min_authors)
+        .filter(|c| c.authors >= q.min_authors)
         .collect();
-    ranked.sort_by(|a, b| {
-        (b.1.authors.len(), b.1.posts, &a.0).cmp(&(a.1.authors.len(), a.1.posts, &b.0))
-    });
+    ranked.sort_by(|a, b| (b.authors, b.posts, &a.tag).cmp(&(a.authors, a.posts, &b.tag)));
     ranked.truncate(q.limit);
     ranked
         .into_iter()
-        .map(|(tag, s)| {
-            let page = statuses(
-                idx,
-                &Filter {
-                    tag: Some(tag.clone()),
-                    ..filter.clone()
-                },
-                Sort::Latest,
-                q.samples,
-                None,
-            )?;
-            let mut series = s.series;
-            series.resize(buckets.count, 0);
+        .map(|c| {
+            let samples = c
+                .newest
+                .iter()
+                .map(|&(_, addr)| stored(&searcher, &idx.f, addr))
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(Trend {
-                posts: s.posts,
-                authors: s.authors.len() as u64,
-                first_seen_ms: s.first,
-                series,
-                samples: page.hits,
-                tag,
+                posts: c.posts,
+                authors: c.authors,
+                first_seen_ms: c.first,
+                series: c.series,
+                samples,
+                tag: c.tag,
             })
         })
         .collect()

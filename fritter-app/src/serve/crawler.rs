@@ -75,6 +75,49 @@ impl Crawler {
             .with_context(|| format!("crawler answer from {url} is not JSON"))
     }
 
+    /// Tells the crawler about the archive `key` (`POST /v1/crawl`), so it replicates and
+    /// indexes it: how the people this user never followed find their statuses in threads,
+    /// mentions and search.
+    pub fn announce(&self, key: &PublicKey) -> anyhow::Result<()> {
+        let url = format!("{}/v1/crawl", self.base);
+        self.agent
+            .post(&url)
+            .header("content-type", "application/json")
+            .send(serde_json::json!({"url": format!("hyper://{}/", key.to_hex())}).to_string())
+            .with_context(|| format!("crawler request {url} failed"))?;
+        Ok(())
+    }
+
+    /// [`Crawler::announce`] until the crawler takes it: at once, then after 5 s doubling to
+    /// 10 minutes between tries (the crawler may be down, or rate-limiting this address).
+    pub fn announce_in_background(&self, key: PublicKey) {
+        let crawler = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("fritter-announce".into())
+            .spawn(move || {
+                let mut wait = Duration::from_secs(5);
+                loop {
+                    match crawler.announce(&key) {
+                        Ok(()) => {
+                            tracing::info!(crawler = %crawler.base, "announced the archive to the crawler");
+                            return;
+                        }
+                        Err(err) => tracing::warn!(
+                            crawler = %crawler.base,
+                            error = %format!("{err:#}"),
+                            "cannot announce the archive to the crawler; retrying in {} s",
+                            wait.as_secs()
+                        ),
+                    }
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(600));
+                }
+            });
+        if let Err(err) = spawned {
+            tracing::warn!(error = %err, "cannot start the announce thread");
+        }
+    }
+
     /// The statuses of the thread of `url`, as the crawler knows it.
     pub fn thread(&self, url: &ArchiveUrl) -> anyhow::Result<Vec<Crawled>> {
         let value = self.get(&format!("/v1/thread?uri={}", encode(&url.to_string())))?;

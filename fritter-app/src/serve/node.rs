@@ -254,6 +254,9 @@ impl Node {
             tracing::warn!(error = %err, "cannot index your archive");
         }
         live.watch_archives();
+        if let Some(crawler) = &self.crawler {
+            crawler.announce_in_background(live.own.key());
+        }
         *self.live.write() = Some(live.clone());
         let node = self.clone();
         let builder = live.clone();
