@@ -1,6 +1,8 @@
 //! The API in-process: real archives (signed logs on disk) followed live by a real ingester
 //! into a real on-disk tantivy index, queried through `router(state).oneshot(..)`.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +17,6 @@ use fritter_common::model::{
 use fritter_common::store::Store;
 use fritter_crawler::api::{router, router_with, ApiConfig, AppState};
 use fritter_crawler::crawl::Crawler;
-use fritter_crawler::index::Index;
-use fritter_crawler::ingest::{IngestConfig, Ingester};
 use serde_json::Value;
 use tempfile::TempDir;
 use tower::ServiceExt;
@@ -34,17 +34,7 @@ struct Writer {
 }
 
 fn start(dir: TempDir) -> Env {
-    let (index, payload) = Index::open(&dir.path().join("index")).unwrap();
-    let ingest = Ingester::start(
-        Arc::new(index),
-        payload,
-        IngestConfig {
-            commit_interval_ms: 20,
-            ..IngestConfig::default()
-        },
-        None,
-    )
-    .unwrap();
+    let ingest = support::fast_ingest(dir.path());
     let crawler = Crawler::new(Store::new(dir.path()), ingest, None, 1000);
     let state = AppState::new(
         crawler.clone(),

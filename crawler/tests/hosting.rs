@@ -3,6 +3,8 @@
 //! over TCP through their own swarm, and the real router driven with `oneshot`. Each attack of
 //! issue 6 is a test here.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,8 +22,6 @@ use fritter_common::swarm::{Swarm, SwarmConfig};
 use fritter_crawler::api::{router_with, ApiConfig, AppState};
 use fritter_crawler::crawl::Crawler;
 use fritter_crawler::hosting::{self, Hosting, HostingConfig, HostingError};
-use fritter_crawler::index::Index;
-use fritter_crawler::ingest::{IngestConfig, Ingester};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use tower::ServiceExt;
@@ -53,17 +53,7 @@ fn config() -> HostingConfig {
 
 async fn env(cfg: HostingConfig, checker: bool) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let (index, payload) = Index::open(&dir.path().join("index")).unwrap();
-    let ingest = Ingester::start(
-        Arc::new(index),
-        payload,
-        IngestConfig {
-            commit_interval_ms: 20,
-            ..IngestConfig::default()
-        },
-        None,
-    )
-    .unwrap();
+    let ingest = support::fast_ingest(dir.path());
     let swarm = Swarm::start(SwarmConfig {
         node: NodeConfig {
             listen: Some("127.0.0.1:0".parse().unwrap()),

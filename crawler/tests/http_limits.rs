@@ -6,6 +6,8 @@
 //! Limits are set small (a 1 s header timeout, a handful of connections) so the tests run in
 //! seconds; the waits are deadlines, never fixed sleeps, and generous so they never flake.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,8 +19,6 @@ use fritter_common::store::Store;
 use fritter_crawler::api::{router, router_with, ApiConfig, AppState};
 use fritter_crawler::crawl::Crawler;
 use fritter_crawler::hosting::{self, Hosting, HostingConfig};
-use fritter_crawler::index::Index;
-use fritter_crawler::ingest::{IngestConfig, Ingester};
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::net::TcpStream;
@@ -47,17 +47,7 @@ fn config() -> ApiConfig {
 
 async fn start(api: ApiConfig, hosting: bool) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let (index, payload) = Index::open(&dir.path().join("index")).unwrap();
-    let ingest = Ingester::start(
-        Arc::new(index),
-        payload,
-        IngestConfig {
-            commit_interval_ms: 20,
-            ..IngestConfig::default()
-        },
-        None,
-    )
-    .unwrap();
+    let ingest = support::fast_ingest(dir.path());
     let crawler = Crawler::new(Store::new(dir.path()), ingest, None, 1000);
     let header_timeout = Duration::from_millis(api.header_timeout_ms);
     let max_connections = api.max_connections;
