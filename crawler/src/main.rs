@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -224,8 +223,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     fritter_crawler::serve::serve(
         listener,
         app,
-        Duration::from_millis(config.api.header_timeout_ms),
-        config.api.max_connections,
+        fritter_crawler::serve::Limits::of(&config.api),
         fritter_crawler::serve::shutdown_signal(),
     )
     .await;

@@ -9,8 +9,9 @@
 //! connections idle between requests, so idle sockets cannot hold the connection cap. What
 //! comes after the head (a slow body, a slow handler) is under the router's request timeout.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,16 +32,70 @@ const DRAIN: Duration = Duration::from_secs(3);
 /// request of the API fits in far less. A longer head is refused by hyper (431 or 414).
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
+/// The connection limits of [`serve`].
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Time a connection has to send its request head.
+    pub header_timeout: Duration,
+    /// Open connections at most; more wait in the accept queue.
+    pub max_connections: usize,
+    /// Open connections from one IP address at most; more are closed at once, so one client
+    /// cannot hold every slot (idle ones only go at the header timeout).
+    pub max_per_client: usize,
+}
+
+impl Limits {
+    /// The limits an [`ApiConfig`](crate::api::ApiConfig) sets.
+    pub fn of(config: &crate::api::ApiConfig) -> Limits {
+        Limits {
+            header_timeout: Duration::from_millis(config.header_timeout_ms),
+            max_connections: config.max_connections,
+            max_per_client: config.max_connections_per_client,
+        }
+    }
+}
+
+/// Open connections per client address.
+#[derive(Default)]
+struct PerClient(parking_lot::Mutex<HashMap<IpAddr, usize>>);
+
+/// One connection counted in [`PerClient`]; uncounted when dropped.
+struct Counted(Arc<PerClient>, IpAddr);
+
+impl PerClient {
+    fn admit(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<Counted> {
+        let mut open = self.0.lock();
+        let n = open.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Counted(self.clone(), ip))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let mut open = (self.0).0.lock();
+        if let Some(n) = open.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.1);
+            }
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    header_timeout: Duration,
-    max_connections: usize,
+    limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_client = Arc::new(PerClient::default());
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -59,6 +114,10 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        let Some(counted) = per_client.admit(addr.ip(), limits.max_per_client.max(1)) else {
+            tracing::debug!(client = %addr, "closing: too many connections from this address");
+            continue;
+        };
         let svc = app
             .clone()
             .map_request(move |mut req: hyper::Request<Incoming>| {
@@ -68,7 +127,7 @@ pub async fn serve(
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
+            .header_read_timeout(limits.header_timeout)
             .max_buf_size(MAX_HEAD_BYTES)
             .keep_alive(true);
         let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
@@ -79,6 +138,7 @@ pub async fn serve(
                 if let Err(e) = conn.await {
                     tracing::debug!("connection closed: {e}");
                 }
+                drop(counted);
                 drop(permit);
             },
             span,

@@ -49,8 +49,7 @@ async fn start(api: ApiConfig, hosting: bool) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let ingest = support::fast_ingest(dir.path());
     let crawler = Crawler::new(Store::new(dir.path()), ingest, None, 1000);
-    let header_timeout = Duration::from_millis(api.header_timeout_ms);
-    let max_connections = api.max_connections;
+    let limits = fritter_crawler::serve::Limits::of(&api);
     let state = AppState::new(crawler.clone(), api);
     let app = if hosting {
         let h = Hosting::open(
@@ -73,8 +72,7 @@ async fn start(api: ApiConfig, hosting: bool) -> Server {
     tokio::spawn(fritter_crawler::serve::serve(
         listener,
         app,
-        header_timeout,
-        max_connections,
+        limits,
         async move {
             let _ = stopped.await;
         },
@@ -337,6 +335,48 @@ async fn slowloris_clients_are_cut_off_at_the_header_timeout_while_others_are_se
     );
     // And the server still answers.
     assert_eq!(server.get("/v1/status").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_address_cannot_hold_more_than_its_share_of_connections() {
+    let server = start(
+        ApiConfig {
+            max_connections: 64,
+            max_connections_per_client: 4,
+            header_timeout_ms: 10_000,
+            ..config()
+        },
+        false,
+    )
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    // The fifth from the same address is closed at once, long before the header timeout.
+    let fifth = TcpStream::connect(server.addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let r = tokio::time::timeout(Duration::from_secs(5), read_some(&fifth, &mut buf)).await;
+    assert!(
+        r.is_ok(),
+        "the connection over the per-client cap was left open"
+    );
+    // One idle connection goes away: its place is free again at once.
+    drop(idle.pop());
+    let t = Instant::now();
+    let a = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let a = server.get("/v1/status").await;
+            if a.status == 200 {
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a place freed by a closed connection is given to the next one");
+    assert_eq!(a.status, 200);
+    println!("served {:?} after an idle connection closed", t.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread")]

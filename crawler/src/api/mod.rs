@@ -59,6 +59,8 @@ pub struct ApiConfig {
     pub crawl_per_minute: f64,
     /// Open connections at most; more wait in the accept queue.
     pub max_connections: usize,
+    /// Open connections from one IP address at most; more are closed at once.
+    pub max_connections_per_client: usize,
     /// Index queries running at once.
     pub max_concurrent_queries: usize,
     /// Open `/v1/stream` connections at most.
@@ -77,6 +79,7 @@ impl Default for ApiConfig {
             burst: 100.0,
             crawl_per_minute: 10.0,
             max_connections: 1024,
+            max_connections_per_client: 64,
             max_concurrent_queries: 8,
             max_streams: 256,
             min_trend_authors: 2,

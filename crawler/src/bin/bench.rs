@@ -374,12 +374,15 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The API's limits for the bench: the crawler's defaults but for the rate limit.
+/// The API's limits for the bench: the crawler's defaults but for the rate limit and the
+/// connections per client (the load tools run from one address).
 fn api_config(args: &Args) -> ApiConfig {
+    let defaults = ApiConfig::default();
     ApiConfig {
         rate_per_sec: args.rate_limit,
         burst: args.rate_limit,
-        ..ApiConfig::default()
+        max_connections_per_client: defaults.max_connections,
+        ..defaults
     }
 }
 

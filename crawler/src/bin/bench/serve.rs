@@ -11,7 +11,6 @@ use std::fs;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
 use fritter_crawler::api::{router, AppState};
@@ -219,8 +218,7 @@ pub fn serve(
         fritter_crawler::serve::serve(
             listener,
             app,
-            Duration::from_millis(config.header_timeout_ms),
-            config.max_connections,
+            fritter_crawler::serve::Limits::of(&config),
             fritter_crawler::serve::shutdown_signal(),
         )
         .await;
