@@ -389,15 +389,24 @@ impl Worker {
             let chunk_end = end.min(cp.next + CHUNK_ENTRIES);
             let start = cp.next;
             chunk.clear();
+            let mut chunk_bytes = 0;
             log.for_each(start, chunk_end, |seq, block| {
                 match Entry::decode(block).and_then(|e| Ok((e.validate()?, e))) {
-                    Ok((file, entry)) => chunk.push(Decoded {
-                        seq,
-                        key: doc_key(&hex, entry.path()),
-                        path: entry.path().clone(),
-                        file,
-                        hash: crypto::leaf_hash(block),
-                    }),
+                    Ok((file, entry)) => {
+                        chunk.push(Decoded {
+                            seq,
+                            key: doc_key(&hex, entry.path()),
+                            path: entry.path().clone(),
+                            file,
+                            hash: crypto::leaf_hash(block),
+                        });
+                        // Entries may be up to 1 MiB each: bound what a chunk holds decoded.
+                        chunk_bytes += block.len();
+                        if chunk_bytes >= CHUNK_BYTES {
+                            self.index_chunk(&hex, &mut chunk, &mut found);
+                            chunk_bytes = 0;
+                        }
+                    }
                     Err(e) => {
                         cp.skipped += 1;
                         if cp.reasons.len() < MAX_REASONS {
@@ -533,6 +542,9 @@ impl Worker {
 
 /// The `kind` of a deleted status's tombstone.
 pub const DELETED: &str = "deleted";
+
+/// Entry bytes decoded before they are indexed, at most (a chunk ends early past it).
+const CHUNK_BYTES: usize = 4 << 20;
 
 /// Entries decoded per step.
 const CHUNK_ENTRIES: u64 = 256;

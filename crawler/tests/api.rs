@@ -33,6 +33,19 @@ struct Writer {
     key: PublicKey,
 }
 
+impl Writer {
+    /// Replaces the writer's follow list with `others`.
+    fn follow(&self, others: &[&Writer]) {
+        let urls = others
+            .iter()
+            .map(|w| ArchiveUrl::root(w.key.into()))
+            .collect();
+        self.archive
+            .put_file(&File::Follows(Follows { urls }))
+            .unwrap();
+    }
+}
+
 fn start(dir: TempDir) -> Env {
     let ingest = support::fast_ingest(dir.path());
     let crawler = Crawler::new(Store::new(dir.path()), ingest, None, 1000);
@@ -289,17 +302,8 @@ async fn search_filters_sorts_and_scopes() {
     let bob = e.writer("Bob");
     let carol = e.writer("Carol");
     let dave = e.writer("Dave");
-    alice
-        .archive
-        .put_file(&File::Follows(Follows {
-            urls: vec![ArchiveUrl::root(bob.key.into())],
-        }))
-        .unwrap();
-    bob.archive
-        .put_file(&File::Follows(Follows {
-            urls: vec![ArchiveUrl::root(carol.key.into())],
-        }))
-        .unwrap();
+    alice.follow(&[&bob]);
+    bob.follow(&[&carol]);
     let b1 = post(&bob, "The quick brown fox #animals", &[], None);
     let c1 = post(&carol, "A lazy dog #animals @alice", &[&alice], None);
     let d1 = post(&dave, "quick quick quick thinking", &[], None);
@@ -865,15 +869,7 @@ async fn trending_follows_deletes_and_scope() {
     let a = e.writer("A");
     let b = e.writer("B");
     let c = e.writer("C");
-    let follows = |keys: &[&Writer]| {
-        File::Follows(Follows {
-            urls: keys
-                .iter()
-                .map(|w| ArchiveUrl::root(w.key.into()))
-                .collect(),
-        })
-    };
-    viewer.archive.put_file(&follows(&[&a, &b, &c])).unwrap();
+    viewer.follow(&[&a, &b, &c]);
     post(&a, "#fritter one", &[], None);
     post(&b, "#fritter two", &[], None);
     let c1 = post(&c, "#fritter three", &[], None);
@@ -898,7 +894,7 @@ async fn trending_follows_deletes_and_scope() {
     );
     // C posts again: counted again. The viewer's scope then drops B.
     post(&c, "#fritter five", &[], None);
-    viewer.archive.put_file(&follows(&[&a, &c])).unwrap();
+    viewer.follow(&[&a, &c]);
     e.settle();
     let t = e.ok("/v1/trending?window=1h").await;
     assert_eq!(t["trends"][0]["posts"], 3, "{t}");
@@ -921,15 +917,7 @@ async fn thread_in_a_scope_keeps_replies_of_the_scope_only() {
     let a = e.writer("A");
     let b = e.writer("B");
     let c = e.writer("C");
-    viewer
-        .archive
-        .put_file(&File::Follows(Follows {
-            urls: vec![
-                ArchiveUrl::root(a.key.into()),
-                ArchiveUrl::root(c.key.into()),
-            ],
-        }))
-        .unwrap();
+    viewer.follow(&[&a, &c]);
     let root = post(&a, "root", &[], None);
     let by_b = post(&b, "b replies", &[], Some((&root, &root)));
     let _c_under_b = post(&c, "c answers b", &[], Some((&root, &by_b)));
@@ -1022,4 +1010,32 @@ async fn stream_tells_of_deleted_statuses() {
         .ok(&format!("/v1/search?author={}", alice.key.to_hex()))
         .await;
     assert_eq!(s["hits"].as_array().unwrap().len(), 0, "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_rewritten_files_keep_their_last_version() {
+    let mut e = env();
+    let big = e.writer("Big");
+    let friend = e.writer("Friend");
+    e.settle();
+    // 60 rewrites of a ~100 KB follow list (6 MB, past what one chunk holds decoded), then a
+    // short one: the index keeps exactly the last.
+    for round in 0..60u32 {
+        let urls = (0..1500)
+            .map(|_| ArchiveUrl::root(KeyPair::generate().public().into()))
+            .collect();
+        big.archive
+            .put_file(&File::Follows(Follows { urls }))
+            .unwrap();
+        if round == 59 {
+            big.follow(&[&friend]);
+        }
+    }
+    e.settle();
+    let a = e.ok(&format!("/v1/archives/{}", big.key.to_hex())).await;
+    assert_eq!(a["following"], 1, "{a}");
+    let f = e
+        .ok(&format!("/v1/archives/{}/followers", friend.key.to_hex()))
+        .await;
+    assert_eq!(f["followers"].as_array().map(Vec::len), Some(1), "{f}");
 }

@@ -537,12 +537,17 @@ async fn scope(state: &AppState, p: &Params) -> Result<(Option<Vec<String>>, Val
 
 fn answer(state: &AppState, scope: Value, body: Value) -> Json<Value> {
     let mut body = body;
+    body["coverage"] = coverage(state, scope);
+    Json(body)
+}
+
+/// The coverage an answer states: the index's, plus the scope it was computed in.
+fn coverage(state: &AppState, scope: Value) -> Value {
     let mut cov = serde_json::to_value(state.coverage()).unwrap_or(Value::Null);
     if let (Value::Object(c), Value::Object(s)) = (&mut cov, scope) {
         c.extend(s);
     }
-    body["coverage"] = cov;
-    Json(body)
+    cov
 }
 
 /// [`answer`] for a page of hits: the stored hits go out as stored, without being parsed and
@@ -561,10 +566,7 @@ fn answer_page(
         cursor: Option<String>,
         coverage: Value,
     }
-    let mut coverage = serde_json::to_value(state.coverage()).unwrap_or(Value::Null);
-    if let (Value::Object(c), Value::Object(s)) = (&mut coverage, scope) {
-        c.extend(s);
-    }
+    let coverage = coverage(state, scope);
     let size = page.hits.iter().map(|h| h.get().len() + 1).sum::<usize>() + 1024;
     let body = Body {
         archive,
