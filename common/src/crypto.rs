@@ -18,6 +18,22 @@ pub type Hash = [u8; 32];
 /// A 64-byte ed25519 signature.
 pub type Signature = [u8; 64];
 
+/// Lowercase hex, as keys and hashes are written (`hex::encode` builds its string a character
+/// at a time, several times slower; the crawler writes three per status it indexes).
+pub fn to_hex(bytes: &[u8]) -> String {
+    let mut out = vec![0u8; bytes.len() * 2];
+    // Cannot fail: the output is exactly twice the input, and hex digits are UTF-8.
+    let _ = hex::encode_to_slice(bytes, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Writes 32 bytes as 64 hex digits without allocating.
+pub(crate) fn write_hex32(f: &mut fmt::Formatter<'_>, bytes: &[u8; 32]) -> fmt::Result {
+    let mut buf = [0u8; 64];
+    hex::encode_to_slice(bytes, &mut buf).map_err(|_| fmt::Error)?;
+    f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
+}
+
 fn blake2b() -> blake2b_simd::State {
     blake2b_simd::Params::new().hash_length(32).to_state()
 }
@@ -115,6 +131,58 @@ pub enum KeyError {
     Mismatch(String),
 }
 
+/// Keys that passed [`PublicKey::from_bytes`] lately. The check decompresses a curve point
+/// (about 10 µs), and readers meet the same few thousand keys over and over: every mention and
+/// reply in a status names one. Only keys that passed are kept, in a direct-mapped table, so
+/// a hostile key can at most evict another, never be taken for valid. The all-zero slot means
+/// empty: those bytes encode a point of small order, which never passes.
+struct CheckedKeys {
+    slots: parking_lot::Mutex<Box<[[u8; 32]]>>,
+}
+
+/// Slots of [`CheckedKeys`] (32 bytes each).
+const CHECKED_KEY_SLOTS: usize = 8192;
+
+impl CheckedKeys {
+    fn slot(bytes: &[u8; 32]) -> usize {
+        u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize % CHECKED_KEY_SLOTS
+    }
+
+    fn contains(&self, bytes: &[u8; 32]) -> bool {
+        // An empty slot holds zeros: they must not match the all-zero (weak) key.
+        *bytes != [0u8; 32] && self.slots.lock()[Self::slot(bytes)] == *bytes
+    }
+
+    fn insert(&self, bytes: &[u8; 32]) {
+        self.slots.lock()[Self::slot(bytes)] = *bytes;
+    }
+
+    fn new() -> CheckedKeys {
+        CheckedKeys {
+            slots: parking_lot::Mutex::new(vec![[0u8; 32]; CHECKED_KEY_SLOTS].into_boxed_slice()),
+        }
+    }
+
+    /// [`PublicKey::from_bytes`], through the table.
+    fn check(&self, bytes: &[u8; 32]) -> Result<PublicKey, KeyError> {
+        if self.contains(bytes) {
+            return Ok(PublicKey { bytes: *bytes });
+        }
+        let vk =
+            VerifyingKey::from_bytes(bytes).map_err(|_| KeyError::Invalid(hex::encode(bytes)))?;
+        if vk.is_weak() {
+            return Err(KeyError::Weak(hex::encode(bytes)));
+        }
+        self.insert(bytes);
+        Ok(PublicKey { bytes: *bytes })
+    }
+}
+
+fn checked_keys() -> &'static CheckedKeys {
+    static KEYS: std::sync::OnceLock<CheckedKeys> = std::sync::OnceLock::new();
+    KEYS.get_or_init(CheckedKeys::new)
+}
+
 /// A verified, non-weak ed25519 public key: the identity of an archive.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PublicKey {
@@ -124,12 +192,7 @@ pub struct PublicKey {
 impl PublicKey {
     /// Accepts a key only if it decodes as a curve point and is not of small order.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
-        let vk =
-            VerifyingKey::from_bytes(bytes).map_err(|_| KeyError::Invalid(hex::encode(bytes)))?;
-        if vk.is_weak() {
-            return Err(KeyError::Weak(hex::encode(bytes)));
-        }
-        Ok(PublicKey { bytes: *bytes })
+        checked_keys().check(bytes)
     }
 
     /// For bytes already checked by [`PublicKey::from_bytes`] (e.g. held in a model type).
@@ -151,7 +214,7 @@ impl PublicKey {
     }
 
     pub fn to_hex(&self) -> String {
-        hex::encode(self.bytes)
+        to_hex(&self.bytes)
     }
 
     pub fn discovery_key(&self) -> Hash {
@@ -170,7 +233,7 @@ impl PublicKey {
 
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        write_hex32(f, &self.bytes)
     }
 }
 
@@ -255,6 +318,38 @@ mod tests {
             PublicKey::from_bytes(&weak),
             Err(KeyError::Weak(_))
         ));
+    }
+
+    #[test]
+    fn checked_keys_remember_only_valid_keys() {
+        let keys = CheckedKeys::new();
+        let valid = *KeyPair::generate().public().as_bytes();
+        assert!(keys.check(&valid).is_ok());
+        assert!(keys.contains(&valid));
+        assert!(keys.check(&valid).is_ok(), "a remembered key");
+        // Encodings in the same slot: about half of them are points.
+        let same_slot = |valid_point: bool| {
+            (1u8..=255)
+                .map(|b| {
+                    let mut k = valid;
+                    k[30] ^= b;
+                    k
+                })
+                .find(|k| VerifyingKey::from_bytes(k).is_ok_and(|vk| !vk.is_weak()) == valid_point)
+                .expect("both kinds among 255 encodings")
+        };
+        // An invalid key in the same slot is checked, refused, and does not evict the valid one.
+        assert!(keys.check(&same_slot(false)).is_err());
+        assert!(keys.contains(&valid));
+        // The empty slot's pattern is not a key.
+        assert!(keys.check(&[0u8; 32]).is_err());
+        assert!(!keys.contains(&[0u8; 32]));
+        // Another valid key in the same slot takes it over; the first is then checked afresh.
+        let other = same_slot(true);
+        assert!(keys.check(&other).is_ok());
+        assert!(!keys.contains(&valid));
+        assert!(keys.check(&valid).is_ok());
+        assert!(PublicKey::from_bytes(&valid).is_ok());
     }
 
     #[test]

@@ -7,9 +7,10 @@
 //! read verified from the log, decoded and validated by the model; an invalid entry is skipped
 //! and counted, with its reason, in the archive's checkpoint.
 //!
-//! Commits happen [`IngestConfig::commit_interval`] after the first uncommitted change (or
+//! Commits happen [`IngestConfig::commit_interval_ms`] after the first uncommitted change (or
 //! sooner when many are pending), each carrying every checkpoint in its payload, then the reader
-//! is reloaded: a new status is searchable well within a second.
+//! is reloaded: a new status is searchable well within a second. While it catches up on a
+//! backlog the ingester commits every [`IngestConfig::catch_up_commit_interval_ms`] instead.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use fritter_common::crypto::{self, PublicKey};
 use fritter_common::log::Log;
-use fritter_common::model::{Entry, File, FilePath};
+use fritter_common::model::{ArchiveKey, Entry, File, FilePath};
 use parking_lot::{Condvar, Mutex, RwLock};
 use serde::Deserialize;
 use tantivy::{IndexWriter, TantivyDocument, Term};
@@ -37,8 +38,13 @@ pub struct IngestConfig {
     pub batch_entries: u64,
     /// Most time spent on one archive per turn, in milliseconds.
     pub turn_time_ms: u64,
-    /// Longest wait between a change and its commit, in milliseconds.
+    /// Longest wait between a change and its commit, in milliseconds, while the ingester keeps
+    /// up.
     pub commit_interval_ms: u64,
+    /// The same while it catches up (an archive had more new entries than one turn takes, and
+    /// archives are still queued), in milliseconds. Fewer commits make fewer, larger segments, so far less merging; a status
+    /// written meanwhile waits behind the backlog anyway.
+    pub catch_up_commit_interval_ms: u64,
     /// Commit at once when this many documents are pending.
     pub max_pending: u64,
     /// tantivy indexing threads.
@@ -53,9 +59,12 @@ impl Default for IngestConfig {
             batch_entries: 2000,
             turn_time_ms: 50,
             commit_interval_ms: 200,
-            max_pending: 200_000,
-            writer_threads: 1,
-            writer_memory: 64 * 1024 * 1024,
+            catch_up_commit_interval_ms: 10_000,
+            max_pending: 500_000,
+            writer_threads: std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .clamp(1, 4),
+            writer_memory: 256 * 1024 * 1024,
         }
     }
 }
@@ -121,6 +130,7 @@ impl Ingester {
             first_pending: None,
             config,
             seen: HashSet::new(),
+            fresh: HashMap::new(),
         };
         let thread = std::thread::Builder::new()
             .name("ingest".into())
@@ -231,7 +241,7 @@ impl Ingester {
         true
     }
 
-    /// Commits what is pending and stops the thread.
+    /// Commits what is pending, lets running merges finish and stops the thread.
     pub fn shutdown(&self) {
         self.shared.queue.lock().stop = true;
         self.shared.wake.notify_all();
@@ -256,11 +266,23 @@ struct Worker {
     config: IngestConfig,
     /// Keys already reported as discovered.
     seen: HashSet<PublicKey>,
+    /// Archives being indexed from their first entry, with the hashes of the paths written so
+    /// far: a file not among them has no document to replace, so its write needs no delete
+    /// (tantivy looks every delete up in every segment). Dropped when the archive catches up.
+    fresh: HashMap<PublicKey, HashSet<u64>>,
 }
 
 impl Worker {
     fn run(mut self) {
-        let interval = Duration::from_millis(self.config.commit_interval_ms);
+        let live_interval = Duration::from_millis(self.config.commit_interval_ms);
+        let catch_up_interval = Duration::from_millis(
+            self.config
+                .catch_up_commit_interval_ms
+                .max(self.config.commit_interval_ms),
+        );
+        // Catching up: an archive had more than one turn of entries since the queue was last
+        // empty. Live traffic (a few entries per archive) keeps the live interval.
+        let mut catching_up = false;
         // Summarize the index opened at start for trending now, not in the first request.
         if let Err(e) = self
             .shared
@@ -281,9 +303,11 @@ impl Worker {
                         q.queued.remove(&key);
                         break Some(key);
                     }
+                    // Nothing queued: whatever is pending is due at the live interval.
+                    catching_up = false;
                     match self.first_pending {
                         Some(at) => {
-                            let due = at + interval;
+                            let due = at + live_interval;
                             if Instant::now() >= due {
                                 break None;
                             }
@@ -302,6 +326,7 @@ impl Worker {
                 if let Some(log) = log {
                     match self.index_archive(&log) {
                         Ok(true) => {
+                            catching_up = true;
                             // More to do: back of the line, after the others.
                             let mut q = self.shared.queue.lock();
                             if q.queued.insert(key) {
@@ -318,6 +343,11 @@ impl Worker {
                     }
                 }
             }
+            let interval = if catching_up {
+                catch_up_interval
+            } else {
+                live_interval
+            };
             let due = self
                 .first_pending
                 .is_some_and(|at| at.elapsed() >= interval)
@@ -330,8 +360,13 @@ impl Worker {
                 }
             }
             if stopping {
-                return;
+                break;
             }
+        }
+        // Merges still running write into the index directory: let them finish, so a stopped
+        // ingester leaves the directory alone (a kill loses only the merge, never documents).
+        if let Err(e) = self.writer.wait_merging_threads() {
+            tracing::warn!("index merges at shutdown: {e}");
         }
     }
 
@@ -353,6 +388,7 @@ impl Worker {
         if let Err(e) = self.shared.index.trends.warm(&searcher) {
             tracing::warn!("trending summaries: {e}");
         }
+        self.shared.index.columns.retain(&searcher);
         *self.shared.committed.write() = self.payload.clone();
         self.pending = 0;
         self.first_pending = None;
@@ -378,11 +414,16 @@ impl Worker {
             self.payload.archives.insert(hex.clone(), cp.clone());
             self.touch();
         }
+        if cp.next == 0 {
+            // Nothing of this archive is in the index (or its deletion is queued before
+            // anything this pass adds): the pass starts fresh.
+            self.fresh.insert(key, HashSet::new());
+        }
         let end = info
             .contiguous
             .min(cp.next.saturating_add(self.config.batch_entries));
         let deadline = Instant::now() + Duration::from_millis(self.config.turn_time_ms);
-        let mut found = Vec::new();
+        let mut found = HashSet::new();
         let mut changed = false;
         let mut chunk = Vec::new();
         while cp.next < end && Instant::now() < deadline {
@@ -403,7 +444,7 @@ impl Worker {
                         // Entries may be up to 1 MiB each: bound what a chunk holds decoded.
                         chunk_bytes += block.len();
                         if chunk_bytes >= CHUNK_BYTES {
-                            self.index_chunk(&hex, &mut chunk, &mut found);
+                            self.index_chunk(&key, &hex, &mut chunk, &mut found);
                             chunk_bytes = 0;
                         }
                     }
@@ -420,7 +461,7 @@ impl Worker {
                 cp.next = seq + 1;
                 Ok(())
             })?;
-            self.index_chunk(&hex, &mut chunk, &mut found);
+            self.index_chunk(&key, &hex, &mut chunk, &mut found);
             changed = true;
         }
         if changed || !self.payload.archives.contains_key(&hex) {
@@ -436,6 +477,7 @@ impl Worker {
         }
         let more = cp.next < info.contiguous;
         if !more {
+            self.fresh.remove(&key);
             // Caught up: the verified nodes read on the way are not needed until the next
             // append (about 100 KB per archive, times every archive held).
             log.release_cache();
@@ -447,45 +489,72 @@ impl Worker {
     /// last version replaces any earlier one (a rewrite within the chunk is one delete and one
     /// document, not two of each). tantivy builds a query for every delete, so this halves the
     /// deletes of a log that rewrites its profile or follow list often.
-    fn index_chunk(&mut self, hex: &str, chunk: &mut Vec<Decoded>, found: &mut Vec<PublicKey>) {
+    fn index_chunk(
+        &mut self,
+        key: &PublicKey,
+        hex: &str,
+        chunk: &mut Vec<Decoded>,
+        found: &mut HashSet<PublicKey>,
+    ) {
         let f = self.shared.index.f;
         let mut last: HashMap<&str, u64> = HashMap::with_capacity(chunk.len());
         for d in chunk.iter() {
             last.insert(&d.key, d.seq);
         }
         let keep: HashSet<u64> = last.into_values().collect();
+        let mut fresh = self.fresh.remove(key);
         for d in chunk.drain(..) {
-            if keep.contains(&d.seq) {
+            // Every version names archives to crawl, even one the chunk rewrites.
+            if let Some(file) = &d.file {
+                named_archives(file, found);
+            }
+            if !keep.contains(&d.seq) {
+                continue;
+            }
+            // A fresh pass deletes only what it wrote itself (a hash collision costs one
+            // needless delete, never a missed one).
+            let replaces = match &mut fresh {
+                Some(written) => !written.insert(path_hash(&d.path)),
+                None => true,
+            };
+            if replaces {
                 self.writer
                     .delete_term(Term::from_field_text(f.key, &d.key));
-                self.index_file(hex, d, found);
+            }
+            self.index_file(hex, d);
+        }
+        if let Some(written) = fresh {
+            // Past a bound (a giant archive), fall back to deleting before every write.
+            if written.len() < MAX_FRESH_PATHS {
+                self.fresh.insert(*key, written);
             }
         }
     }
 
-    fn index_file(&mut self, hex: &str, d: Decoded, found: &mut Vec<PublicKey>) {
+    fn index_file(&mut self, hex: &str, d: Decoded) {
         let f = self.shared.index.f;
         let mut doc = TantivyDocument::new();
         doc.add_text(f.key, &d.key);
         doc.add_text(f.archive, hex);
         doc.add_u64(f.author_id, author_id(hex));
         let iseq = self.payload.next_iseq;
-        let hash = hex::encode(d.hash);
-        let served = |uri: Option<&str>, file: Option<(&str, &serde_json::Value)>| {
-            to_json(&Served {
-                uri,
-                archive: hex,
-                path: d.path.as_str(),
-                seq: d.seq,
-                hash: &hash,
-                cursor: iseq,
-                file,
-                deleted: file.is_none(),
-            })
+        let hash = crypto::to_hex(&d.hash);
+        let uri = || {
+            let mut uri = String::with_capacity(8 + d.key.len());
+            uri.push_str("hyper://");
+            uri.push_str(&d.key);
+            uri
+        };
+        let prov = Provenance {
+            archive: hex,
+            path: d.path.as_str(),
+            seq: d.seq,
+            hash: &hash,
+            cursor: iseq,
         };
         let json = match &d.file {
-            Some(file @ File::Status { status, .. }) => {
-                let uri = format!("hyper://{}", d.key);
+            Some(File::Status { status, .. }) => {
+                let uri = uri();
                 doc.add_text(f.kind, "status");
                 doc.add_text(f.text, &status.text);
                 doc.add_i64(f.created, status.created_at.unix_millis());
@@ -494,45 +563,57 @@ impl Worker {
                 }
                 for m in &status.mentions {
                     doc.add_text(f.mentions, m.url.key().to_string());
-                    found.push(m.url.key().into());
                 }
                 if let Some(reply) = &status.reply {
                     doc.add_text(f.root, reply.root.url.to_string());
-                    found.push(reply.root.url.key().into());
-                    found.push(reply.parent.url.key().into());
                 }
                 if let Some(lang) = &status.lang {
                     doc.add_text(f.lang, lang.to_ascii_lowercase());
                 }
                 self.shared.statuses_indexed.fetch_add(1, Ordering::Relaxed);
-                served(Some(&uri), Some(("status", &file.to_value())))
+                to_json(&Served {
+                    uri: Some(&uri),
+                    prov: &prov,
+                    file: Some(("status", status)),
+                })
             }
             Some(file @ File::Profile(p)) => {
                 doc.add_text(f.kind, "profile");
                 doc.add_text(f.name, &p.name);
                 doc.add_text(f.name, &p.bio);
-                served(None, Some(("profile", &file.to_value())))
+                to_json(&Served {
+                    uri: None,
+                    prov: &prov,
+                    file: Some(("profile", &file.to_value())),
+                })
             }
             Some(File::Follows(fl)) => {
                 doc.add_text(f.kind, "follows");
                 let keys: Vec<String> = fl.urls.iter().map(|u| u.key().to_string()).collect();
-                for (u, k) in fl.urls.iter().zip(&keys) {
+                for k in &keys {
                     doc.add_text(f.follows, k);
-                    found.push(u.key().into());
                 }
-                served(None, Some(("follows", &serde_json::json!(keys))))
+                to_json(&Served {
+                    uri: None,
+                    prov: &prov,
+                    file: Some(("follows", &keys)),
+                })
             }
             // A deleted status leaves a tombstone, so the stream can tell its readers; the
             // views only ever look at `status` documents.
             None if d.path.as_str().starts_with("/statuses/") => {
                 doc.add_text(f.kind, DELETED);
-                served(Some(&format!("hyper://{}", d.key)), None)
+                to_json(&Served::<()> {
+                    uri: Some(&uri()),
+                    prov: &prov,
+                    file: None,
+                })
             }
             // Likes, proofs and hosting requests are not part of the crawler's views.
             _ => return,
         };
         doc.add_u64(f.iseq, iseq);
-        doc.add_text(f.json, json);
+        doc.add_bytes(f.json, &crate::index::packed::pack(&json));
         self.payload.next_iseq += 1;
         if let Err(e) = self.writer.add_document(doc) {
             tracing::error!("indexing {}: {e}", d.key);
@@ -540,11 +621,45 @@ impl Worker {
     }
 }
 
+/// Adds the archives a file names (mentions, thread references, follows) to `found`, up to
+/// [`MAX_FOUND_PER_TURN`] (an archive rewriting a long follow list must not fill memory; what
+/// is left out is found again when the crawler reads the list's current version).
+fn named_archives(file: &File, found: &mut HashSet<PublicKey>) {
+    let mut add = |key: ArchiveKey| {
+        if found.len() < MAX_FOUND_PER_TURN {
+            found.insert(PublicKey::from(key));
+        }
+    };
+    match file {
+        File::Status { status, .. } => {
+            status.mentions.iter().for_each(|m| add(m.url.key()));
+            if let Some(reply) = &status.reply {
+                add(reply.root.url.key());
+                add(reply.parent.url.key());
+            }
+        }
+        File::Follows(fl) => fl.urls.iter().for_each(|u| add(u.key())),
+        _ => {}
+    }
+}
+
+/// Archive keys one turn of one archive reports as discovered, at most.
+const MAX_FOUND_PER_TURN: usize = 100_000;
+
 /// The `kind` of a deleted status's tombstone.
 pub const DELETED: &str = "deleted";
 
 /// Entry bytes decoded before they are indexed, at most (a chunk ends early past it).
 const CHUNK_BYTES: usize = 4 << 20;
+
+/// Paths remembered per archive during a fresh pass (8 bytes each).
+const MAX_FRESH_PATHS: usize = 1 << 20;
+
+fn path_hash(path: &FilePath) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+        .hash_one(path.as_str())
+}
 
 /// Entries decoded per step.
 const CHUNK_ENTRIES: u64 = 256;
@@ -559,46 +674,53 @@ struct Decoded {
     hash: crypto::Hash,
 }
 
-/// A hit as stored and served: the file (or the fact it was deleted) with its provenance.
-struct Served<'a> {
+/// A hit as stored and served: the file (or, without one, the fact it was deleted) with its
+/// provenance.
+struct Served<'a, T> {
     uri: Option<&'a str>,
+    prov: &'a Provenance<'a>,
+    /// The file's kind and body.
+    file: Option<(&'a str, &'a T)>,
+}
+
+/// Where a stored hit comes from: the entry that wrote it, and its place in the index.
+struct Provenance<'a> {
     archive: &'a str,
     path: &'a str,
     seq: u64,
     hash: &'a str,
     cursor: u64,
-    file: Option<(&'a str, &'a serde_json::Value)>,
-    deleted: bool,
 }
 
-impl serde::Serialize for Served<'_> {
+impl<T: serde::Serialize> serde::Serialize for Served<'_, T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut m = s.serialize_map(None)?;
         if let Some(uri) = self.uri {
             m.serialize_entry("uri", uri)?;
         }
-        m.serialize_entry("archive", self.archive)?;
-        m.serialize_entry("path", self.path)?;
-        m.serialize_entry("seq", &self.seq)?;
-        m.serialize_entry("hash", self.hash)?;
-        m.serialize_entry("cursor", &self.cursor)?;
-        if let Some((name, value)) = self.file {
-            m.serialize_entry(name, value)?;
-        }
-        if self.deleted {
-            m.serialize_entry("deleted", &true)?;
+        m.serialize_entry("archive", self.prov.archive)?;
+        m.serialize_entry("path", self.prov.path)?;
+        m.serialize_entry("seq", &self.prov.seq)?;
+        m.serialize_entry("hash", self.prov.hash)?;
+        m.serialize_entry("cursor", &self.prov.cursor)?;
+        match self.file {
+            Some((name, value)) => m.serialize_entry(name, value)?,
+            None => m.serialize_entry("deleted", &true)?,
         }
         m.end()
     }
 }
 
-fn to_json(v: &Served<'_>) -> String {
+fn to_json<T: serde::Serialize>(v: &Served<'_, T>) -> String {
     // Serializing strings and numbers into a String cannot fail.
     serde_json::to_string(v).unwrap_or_default()
 }
 
 /// The document key of a file: archive hex key then path.
 pub fn doc_key(hex: &str, path: &FilePath) -> String {
-    format!("{hex}{path}")
+    let mut key = String::with_capacity(hex.len() + path.as_str().len());
+    key.push_str(hex);
+    key.push_str(path.as_str());
+    key
 }

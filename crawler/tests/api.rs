@@ -11,8 +11,8 @@ use axum::http::{Request, StatusCode};
 use fritter_common::archive::Archive;
 use fritter_common::crypto::{KeyPair, PublicKey};
 use fritter_common::model::{
-    extract_tags, ArchiveUrl, File, Follows, Mention, Profile, Reply, Status, StatusId, ThreadRef,
-    Timestamp,
+    extract_tags, ArchiveUrl, Entry, File, Follows, Mention, Profile, Reply, Status, StatusId,
+    ThreadRef, Timestamp,
 };
 use fritter_common::store::Store;
 use fritter_crawler::api::{router, router_with, ApiConfig, AppState};
@@ -1038,4 +1038,56 @@ async fn large_rewritten_files_keep_their_last_version() {
         .ok(&format!("/v1/archives/{}/followers", friend.key.to_hex()))
         .await;
     assert_eq!(f["followers"].as_array().map(Vec::len), Some(1), "{f}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_archive_met_with_its_history_keeps_one_document_per_file() {
+    let mut e = env();
+    // The whole history is written before the crawler holds the archive, so it is indexed in
+    // one fresh pass over several chunks: a pass that skips the deletes of files it has not
+    // written yet must still replace the ones it has.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path());
+    store.save_identity(&KeyPair::generate()).unwrap();
+    let open = store.open_own().unwrap();
+    let key = open.log().key();
+    let status = |i: u64, text: &str| {
+        let at = 1_700_000_000_000 + i as i64;
+        File::Status {
+            id: StatusId::from_parts(at as u64 * 1000, 0).unwrap(),
+            status: Status::new(text, Timestamp::from_unix_millis(at).unwrap()),
+        }
+    };
+    let mut blocks: Vec<Vec<u8>> = (0..700)
+        .map(|i| status(i, &format!("word{i} plain")))
+        .map(|f| f.to_entry().unwrap().encode_checked().unwrap())
+        .collect();
+    // Rewritten and deleted two chunks (of 256 entries) after they were written.
+    blocks.push(
+        status(3, "rewritten plain")
+            .to_entry()
+            .unwrap()
+            .encode_checked()
+            .unwrap(),
+    );
+    let gone = status(4, "x").path().unwrap();
+    blocks.push(Entry::Del { path: gone }.encode());
+    let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+    open.log().append_batch(&refs).unwrap();
+    assert!(e.crawler.follow(open));
+    e.writers.push(dir);
+    e.settle();
+
+    let a = e.ok(&format!("/v1/archives/{}", key.to_hex())).await;
+    assert_eq!(a["statuses"], 699, "700 written, one deleted: {a}");
+    let hits = |q: &str| {
+        let q = q.to_owned();
+        let e = &e;
+        async move { uris(&e.ok(&format!("/v1/search?q={q}")).await["hits"]).len() }
+    };
+    assert_eq!(hits("rewritten").await, 1);
+    assert_eq!(hits("word3").await, 0, "the first version is replaced");
+    assert_eq!(hits("word4").await, 0, "the deleted status is gone");
+    assert_eq!(hits("word5").await, 1);
+    assert_eq!(hits("word699").await, 1);
 }

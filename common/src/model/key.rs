@@ -72,7 +72,7 @@ impl FromStr for ArchiveKey {
 
 impl fmt::Display for ArchiveKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
+        crate::crypto::write_hex32(f, &self.0)
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 
 use super::error::{shown, ModelError};
-use super::file::{object, Fields};
+use super::file::Fields;
 use super::limits::{
     MAX_LANG_CHARS, MAX_MENTIONS, MAX_NAME_CHARS, MAX_SAFE_INTEGER, MAX_STATUS_BYTES,
     MAX_STATUS_CHARS, MAX_TAGS,
@@ -181,33 +181,66 @@ impl Status {
     }
 
     pub(crate) fn to_object(&self) -> Map<String, Value> {
-        let list = |items: Vec<Value>| (!items.is_empty()).then_some(Value::Array(items));
-        object([
-            ("text", Some(self.text.clone().into())),
-            ("createdAt", Some(self.created_at.to_string().into())),
-            (
-                "threadRoot",
-                self.reply.as_ref().map(|reply| reply.root.to_value()),
-            ),
-            (
-                "threadParent",
-                self.reply.as_ref().map(|reply| reply.parent.to_value()),
-            ),
-            (
-                "mentions",
-                list(self.mentions.iter().map(Mention::to_value).collect()),
-            ),
-            (
-                "tags",
-                list(
-                    self.tags
-                        .iter()
-                        .map(|tag| Value::from(tag.as_str()))
-                        .collect(),
-                ),
-            ),
-            ("lang", self.lang.as_deref().map(Value::from)),
-        ])
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map,
+            // Not reached: a status serializes to an object of strings and numbers.
+            _ => Map::new(),
+        }
+    }
+}
+
+/// The status's JSON object (empty lists and absent options left out), written straight out:
+/// the crawler stores every status it indexes this way, without building a `Value` first.
+impl serde::Serialize for Status {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("text", &self.text)?;
+        m.serialize_entry("createdAt", &Shown(&self.created_at))?;
+        if let Some(reply) = &self.reply {
+            m.serialize_entry("threadRoot", &reply.root)?;
+            m.serialize_entry("threadParent", &reply.parent)?;
+        }
+        if !self.mentions.is_empty() {
+            m.serialize_entry("mentions", &self.mentions)?;
+        }
+        if !self.tags.is_empty() {
+            m.serialize_entry("tags", &self.tags)?;
+        }
+        if let Some(lang) = &self.lang {
+            m.serialize_entry("lang", lang)?;
+        }
+        m.end()
+    }
+}
+
+impl serde::Serialize for ThreadRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("url", &Shown(&self.url))?;
+        m.serialize_entry("seq", &self.seq)?;
+        m.serialize_entry("hash", &crate::crypto::to_hex(&self.hash))?;
+        m.end()
+    }
+}
+
+impl serde::Serialize for Mention {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("url", &Shown(&self.url))?;
+        m.serialize_entry("name", &self.name)?;
+        m.end()
+    }
+}
+
+/// Serializes a value as its `Display` text.
+struct Shown<'a, T>(&'a T);
+
+impl<T: std::fmt::Display> serde::Serialize for Shown<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self.0)
     }
 }
 
@@ -226,14 +259,6 @@ impl ThreadRef {
             seq: fields.u64("seq", MAX_SAFE_INTEGER)?,
             hash: fields.hex("hash")?,
         })
-    }
-
-    fn to_value(&self) -> Value {
-        Value::Object(object([
-            ("url", Some(self.url.to_string().into())),
-            ("seq", Some(self.seq.into())),
-            ("hash", Some(hex::encode(self.hash).into())),
-        ]))
     }
 }
 
@@ -256,13 +281,6 @@ impl Mention {
             url,
             name: name.to_owned(),
         })
-    }
-
-    fn to_value(&self) -> Value {
-        Value::Object(object([
-            ("url", Some(self.url.to_string().into())),
-            ("name", Some(self.name.clone().into())),
-        ]))
     }
 }
 

@@ -61,6 +61,10 @@ struct Args {
     /// the burst). The crawler's default (50/s) would refuse a load test from one machine
     #[arg(long, default_value_t = 1e9, value_name = "PER_SEC")]
     rate_limit: f64,
+    /// With a finished corpus in --dir: delete its index and ingest every archive again from
+    /// the logs on disk, as the crawler does when it starts on a data directory
+    #[arg(long, requires = "dir")]
+    reingest: bool,
 }
 
 const WORDS: &[&str] = &[
@@ -286,57 +290,13 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let _guard = rt.enter();
-    let (index, payload) = Index::open(&dir.join("index"))?;
-    let ingest = Ingester::start(
-        Arc::new(index),
-        payload,
-        IngestConfig {
-            batch_entries: 5000,
-            turn_time_ms: 200,
-            commit_interval_ms: 2000,
-            writer_threads: 2,
-            writer_memory: 256 * 1024 * 1024,
-            ..IngestConfig::default()
-        },
-        None,
-    )?;
-    let t1 = Instant::now();
-    let cpu1 = cpu_seconds();
-    let threads1 = thread_cpu();
-    for log in &logs {
-        ingest.add_source(log.clone());
-    }
-    anyhow::ensure!(
-        ingest.wait_idle(Duration::from_secs(3600)),
-        "ingest did not finish"
-    );
-    let took = t1.elapsed();
-    let cpu = cpu_seconds() - cpu1;
-    let statuses = ingest.statuses_indexed();
-    println!(
-        "ingest CPU: {cpu:.2} s over all threads = {:.1} µs per status (the rate a machine can \
-         reach is its cores / this, when ingest has them to itself)",
-        cpu * 1e6 / statuses.max(1) as f64
-    );
-    let mut by_thread: std::collections::BTreeMap<String, f64> = Default::default();
-    for (name, t) in thread_cpu() {
-        *by_thread.entry(name).or_default() += t;
-    }
-    for (name, t) in threads1 {
-        *by_thread.entry(name).or_default() -= t;
-    }
-    let by_thread: Vec<String> = by_thread
-        .iter()
-        .filter(|(_, t)| **t >= 0.05)
-        .map(|(n, t)| format!("{n} {:.1} µs", t * 1e6 / statuses.max(1) as f64))
-        .collect();
-    println!("ingest CPU per status by thread: {}", by_thread.join(", "));
-    println!(
-        "ingest: {statuses} statuses (+{} profiles and follow lists) in {:.2} s = {:.0} statuses/s",
-        2 * args.archives,
-        took.as_secs_f64(),
-        statuses as f64 / took.as_secs_f64()
-    );
+    let ingest = start_ingest(&dir)?;
+    let statuses = ingest_measured(&ingest, 2 * args.archives, || {
+        for log in &logs {
+            ingest.add_source(log.clone());
+        }
+        Ok(())
+    })?;
     let bytes = ingest.index().disk_bytes();
     println!(
         "index: {bytes} bytes on disk = {:.0} bytes/status (before merges settle)",
@@ -445,22 +405,42 @@ fn reuse(args: &Args, dir: &std::path::Path, info: serve::CorpusInfo) -> anyhow:
         .build()?;
     let _guard = rt.enter();
     let t0 = Instant::now();
-    let (index, payload) = Index::open(&dir.join("index"))?;
-    let ingest = Ingester::start(Arc::new(index), payload, IngestConfig::default(), None)?;
     let fds = fritter_common::store::raise_fd_limit().unwrap_or(1024);
-    let store = Store::exclusive(dir, (fds / 2) as usize)?;
-    let crawler = Crawler::new(store, ingest.clone(), None, usize::MAX);
-    let archives = crawler.learn_stored()?;
-    anyhow::ensure!(
-        ingest.wait_idle(Duration::from_secs(3600)),
-        "ingest of what the index lacked did not finish"
-    );
-    println!(
-        "opened {archives} archives and the index in {:.2} s ({} statuses the index lacked ingested, {} index bytes on disk)",
-        t0.elapsed().as_secs_f64(),
-        ingest.statuses_indexed(),
-        ingest.index().disk_bytes()
-    );
+    let crawler = if args.reingest {
+        let index = dir.join("index");
+        if index.exists() {
+            std::fs::remove_dir_all(&index).context("removing the old index")?;
+        }
+        let ingest = start_ingest(dir)?;
+        let store = Store::exclusive(dir, (fds / 2) as usize)?;
+        let crawler = Crawler::new(store, ingest.clone(), None, usize::MAX);
+        ingest_measured(&ingest, 2 * info.archives, || {
+            crawler.learn_stored().map(|_| ())
+        })?;
+        println!(
+            "index: {} bytes on disk = {:.0} bytes/status (before merges settle)",
+            ingest.index().disk_bytes(),
+            ingest.index().disk_bytes() as f64 / ingest.statuses_indexed().max(1) as f64
+        );
+        crawler
+    } else {
+        let ingest = start_ingest(dir)?;
+        let store = Store::exclusive(dir, (fds / 2) as usize)?;
+        let crawler = Crawler::new(store, ingest.clone(), None, usize::MAX);
+        let archives = crawler.learn_stored()?;
+        anyhow::ensure!(
+            ingest.wait_idle(Duration::from_secs(3600)),
+            "ingest of what the index lacked did not finish"
+        );
+        println!(
+            "opened {archives} archives and the index in {:.2} s ({} statuses the index lacked ingested, {} index bytes on disk)",
+            t0.elapsed().as_secs_f64(),
+            ingest.statuses_indexed(),
+            ingest.index().disk_bytes()
+        );
+        crawler
+    };
+    let ingest = crawler.ingest().clone();
     let state = AppState::new(crawler.clone(), api_config(args));
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     measure(&rt, &state, &lists, args.requests, &mut rng)?;
@@ -470,6 +450,63 @@ fn reuse(args: &Args, dir: &std::path::Path, info: serve::CorpusInfo) -> anyhow:
     rt.block_on(crawler.shutdown());
     ingest.shutdown();
     Ok(())
+}
+
+/// The ingester with the crawler's own settings.
+fn start_ingest(dir: &std::path::Path) -> anyhow::Result<Arc<Ingester>> {
+    let (index, payload) = Index::open(&dir.join("index"))?;
+    Ok(Ingester::start(
+        Arc::new(index),
+        payload,
+        IngestConfig::default(),
+        None,
+    )?)
+}
+
+/// Runs `add` (which hands the ingester its archives), waits until everything is indexed and
+/// committed, and prints the rate and the CPU spent per status, by thread. `others` is the
+/// number of documents that are not statuses (profiles, follow lists). Returns the statuses
+/// indexed.
+fn ingest_measured(
+    ingest: &Ingester,
+    others: usize,
+    add: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
+    let t1 = Instant::now();
+    let cpu1 = cpu_seconds();
+    let threads1 = thread_cpu();
+    add()?;
+    anyhow::ensure!(
+        ingest.wait_idle(Duration::from_secs(3600)),
+        "ingest did not finish"
+    );
+    let took = t1.elapsed();
+    let cpu = cpu_seconds() - cpu1;
+    let statuses = ingest.statuses_indexed();
+    println!(
+        "ingest CPU: {cpu:.2} s over all threads = {:.1} µs per status (the rate a machine can \
+         reach is its cores / this, when ingest has them to itself)",
+        cpu * 1e6 / statuses.max(1) as f64
+    );
+    let mut by_thread: std::collections::BTreeMap<String, f64> = Default::default();
+    for (name, t) in thread_cpu() {
+        *by_thread.entry(name).or_default() += t;
+    }
+    for (name, t) in threads1 {
+        *by_thread.entry(name).or_default() -= t;
+    }
+    let by_thread: Vec<String> = by_thread
+        .iter()
+        .filter(|(_, t)| **t >= 0.05)
+        .map(|(n, t)| format!("{n} {:.1} µs", t * 1e6 / statuses.max(1) as f64))
+        .collect();
+    println!("ingest CPU per status by thread: {}", by_thread.join(", "));
+    println!(
+        "ingest: {statuses} statuses (+{others} profiles and follow lists) in {:.2} s = {:.0} statuses/s",
+        took.as_secs_f64(),
+        statuses as f64 / took.as_secs_f64()
+    );
+    Ok(statuses)
 }
 
 /// CPU seconds of each live thread of this process, by thread name.

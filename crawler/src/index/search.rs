@@ -12,6 +12,10 @@ use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermQuery
 use tantivy::schema::{Field, IndexRecordOption, Value as _};
 use tantivy::{DocAddress, DocId, Searcher, SegmentReader, TantivyDocument, Term};
 
+use std::sync::Arc;
+
+use super::columns::ColumnCache;
+
 use super::query::{self, Expr};
 use super::trends::TagCount;
 use super::{Fields, Index, IndexError};
@@ -141,9 +145,10 @@ fn stored_raw(
     let doc: TantivyDocument = searcher.doc(addr)?;
     let json = doc
         .get_first(f.json)
-        .and_then(|v| v.as_str())
-        .map_or_else(|| "null".to_owned(), str::to_owned);
-    // Written by the ingester from a `Value`, so it parses; `null` if the store was damaged.
+        .and_then(|v| v.as_bytes())
+        .and_then(super::packed::unpack)
+        .unwrap_or_else(|| "null".to_owned());
+    // Written by the ingester with serde_json, so it parses; `null` if the store was damaged.
     Ok(RawValue::from_string(json)
         .or_else(|_| RawValue::from_string("null".to_owned()))
         .map_err(|e| tantivy::TantivyError::InternalError(e.to_string()))?)
@@ -153,8 +158,9 @@ fn stored(searcher: &Searcher, f: &Fields, addr: DocAddress) -> Result<Value, In
     let doc: TantivyDocument = searcher.doc(addr)?;
     Ok(doc
         .get_first(f.json)
-        .and_then(|v| v.as_str())
-        .and_then(|s| serde_json::from_str(s).ok())
+        .and_then(|v| v.as_bytes())
+        .and_then(super::packed::unpack)
+        .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or(Value::Null))
 }
 
@@ -167,10 +173,12 @@ pub fn parse_cursor(s: &str) -> Option<(i64, u64)> {
 type SortKey = (i64, u64);
 
 fn by_created(
+    columns: &Arc<ColumnCache>,
 ) -> impl Fn(&SegmentReader) -> Box<dyn FnMut(DocId) -> SortKey> + Send + Sync + 'static {
-    |seg: &SegmentReader| {
-        let c = seg.fast_fields().i64("created").ok();
-        let s = seg.fast_fields().u64("iseq").ok();
+    let columns = columns.clone();
+    move |seg: &SegmentReader| {
+        let cols = columns.get(seg);
+        let (c, s) = (cols.created, cols.iseq);
         Box::new(move |doc| {
             (
                 c.as_ref().and_then(|c| c.first(doc)).unwrap_or(i64::MIN),
@@ -225,8 +233,10 @@ pub fn statuses(
                 ));
             }
             let q = BooleanQuery::new(clauses);
-            let top =
-                searcher.search(&q, &TopDocs::with_limit(limit + 1).order_by(by_created()))?;
+            let top = searcher.search(
+                &q,
+                &TopDocs::with_limit(limit + 1).order_by(by_created(&idx.columns)),
+            )?;
             let more = top.len() > limit;
             let mut hits = Vec::with_capacity(limit);
             let mut last = None;
@@ -298,10 +308,13 @@ pub fn since_iseq(
     ]);
     let top = searcher.search(
         &q,
-        &TopDocs::with_limit(limit.max(1)).order_by(|seg: &SegmentReader| {
-            let s = seg.fast_fields().u64("iseq").ok();
-            move |doc: DocId| {
-                std::cmp::Reverse(s.as_ref().and_then(|s| s.first(doc)).unwrap_or(u64::MAX))
+        &TopDocs::with_limit(limit.max(1)).order_by({
+            let columns = idx.columns.clone();
+            move |seg: &SegmentReader| {
+                let s = columns.get(seg).iseq;
+                move |doc: DocId| {
+                    std::cmp::Reverse(s.as_ref().and_then(|s| s.first(doc)).unwrap_or(u64::MAX))
+                }
             }
         }),
     )?;
@@ -363,7 +376,7 @@ pub fn thread(idx: &Index, uri: &str, authors: Option<&[String]>) -> Result<Valu
     let root = find_status(idx, &searcher, &root_uri)?;
     let replies = searcher.search(
         &*term(f.root, &root_uri),
-        &TopDocs::with_limit(MAX_THREAD_POSTS + 1).order_by(by_created()),
+        &TopDocs::with_limit(MAX_THREAD_POSTS + 1).order_by(by_created(&idx.columns)),
     )?;
     let mut partial = replies.len() > MAX_THREAD_POSTS;
     let mut posts: HashMap<String, Value> = HashMap::new();
@@ -632,10 +645,13 @@ pub fn followers(
         &q,
         &TopDocs::with_limit(limit.clamp(1, 1000))
             .and_offset(offset.min(MAX_SCOPE))
-            .order_by(|seg: &SegmentReader| {
-                let a = seg.fast_fields().u64("author_id").ok();
-                move |doc: DocId| {
-                    std::cmp::Reverse(a.as_ref().and_then(|a| a.first(doc)).unwrap_or(0))
+            .order_by({
+                let columns = idx.columns.clone();
+                move |seg: &SegmentReader| {
+                    let a = columns.get(seg).author_id;
+                    move |doc: DocId| {
+                        std::cmp::Reverse(a.as_ref().and_then(|a| a.first(doc)).unwrap_or(0))
+                    }
                 }
             }),
     )?;
