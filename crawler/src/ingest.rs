@@ -13,7 +13,7 @@
 //! backlog the ingester commits every [`IngestConfig::catch_up_commit_interval_ms`] instead.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -62,7 +62,7 @@ impl Default for IngestConfig {
             catch_up_commit_interval_ms: 10_000,
             max_pending: 500_000,
             writer_threads: std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
+                .map_or(1, |n| n.get() / 2)
                 .clamp(1, 4),
             writer_memory: 256 * 1024 * 1024,
         }
@@ -109,6 +109,11 @@ impl Ingester {
         let writer: IndexWriter = index
             .index
             .writer_with_num_threads(config.writer_threads.max(1), config.writer_memory)?;
+        let catching_up = Arc::new(AtomicBool::new(false));
+        writer.set_merge_policy(Box::new(CatchUpMergePolicy {
+            inner: tantivy::indexer::LogMergePolicy::default(),
+            catching_up: catching_up.clone(),
+        }));
         let (commits, _) = tokio::sync::watch::channel(payload.next_iseq);
         let shared = Arc::new(Shared {
             index,
@@ -131,6 +136,7 @@ impl Ingester {
             config,
             seen: HashSet::new(),
             fresh: HashMap::new(),
+            catching_up,
         };
         let thread = std::thread::Builder::new()
             .name("ingest".into())
@@ -270,6 +276,8 @@ struct Worker {
     /// far: a file not among them has no document to replace, so its write needs no delete
     /// (tantivy looks every delete up in every segment). Dropped when the archive catches up.
     fresh: HashMap<PublicKey, HashSet<u64>>,
+    /// Seen by the merge policy: merges wait while the ingester catches up.
+    catching_up: Arc<AtomicBool>,
 }
 
 impl Worker {
@@ -280,8 +288,9 @@ impl Worker {
                 .catch_up_commit_interval_ms
                 .max(self.config.commit_interval_ms),
         );
-        // Catching up: an archive had more than one turn of entries since the queue was last
-        // empty. Live traffic (a few entries per archive) keeps the live interval.
+        // Catching up: since the queue was last empty, an archive had more than one turn of
+        // entries, or [`BULK_PENDING`] documents piled up. Live traffic (a few entries per
+        // archive) keeps the live interval.
         let mut catching_up = false;
         // Summarize the index opened at start for trending now, not in the first request.
         if let Err(e) = self
@@ -343,6 +352,10 @@ impl Worker {
                     }
                 }
             }
+            if next.is_some() && self.pending >= BULK_PENDING {
+                catching_up = true;
+            }
+            self.catching_up.store(catching_up, Ordering::Relaxed);
             let interval = if catching_up {
                 catch_up_interval
             } else {
@@ -615,9 +628,39 @@ impl Worker {
         doc.add_u64(f.iseq, iseq);
         doc.add_bytes(f.json, &crate::index::packed::pack(&json));
         self.payload.next_iseq += 1;
+        self.pending += 1;
         if let Err(e) = self.writer.add_document(doc) {
             tracing::error!("indexing {}: {e}", d.key);
         }
+    }
+}
+
+/// Uncommitted documents that mean a backlog: at the live commit interval (200 ms) that would be
+/// 25,000 new statuses a second.
+const BULK_PENDING: u64 = 5_000;
+
+/// tantivy's log merge policy, held back while the ingester catches up on a backlog (up to
+/// [`MAX_DEFERRED_SEGMENTS`]): merging the segments of a bulk load while it runs takes the CPU
+/// the load needs, and merges them again as they grow. The first commit after the backlog lets
+/// the merges run.
+#[derive(Debug)]
+struct CatchUpMergePolicy {
+    inner: tantivy::indexer::LogMergePolicy,
+    catching_up: Arc<AtomicBool>,
+}
+
+/// Segments past which merges run even while catching up (queries get slower with each).
+const MAX_DEFERRED_SEGMENTS: usize = 24;
+
+impl tantivy::indexer::MergePolicy for CatchUpMergePolicy {
+    fn compute_merge_candidates(
+        &self,
+        segments: &[tantivy::index::SegmentMeta],
+    ) -> Vec<tantivy::indexer::MergeCandidate> {
+        if self.catching_up.load(Ordering::Relaxed) && segments.len() < MAX_DEFERRED_SEGMENTS {
+            return Vec::new();
+        }
+        self.inner.compute_merge_candidates(segments)
     }
 }
 

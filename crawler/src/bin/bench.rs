@@ -449,6 +449,11 @@ fn reuse(args: &Args, dir: &std::path::Path, info: serve::CorpusInfo) -> anyhow:
     }
     rt.block_on(crawler.shutdown());
     ingest.shutdown();
+    let bytes = ingest.index().disk_bytes();
+    println!(
+        "index after shutdown (merges finished): {bytes} bytes = {:.0} bytes/status",
+        bytes as f64 / info.statuses.max(1) as f64
+    );
     Ok(())
 }
 
