@@ -136,6 +136,7 @@ impl Ingester {
             config,
             seen: HashSet::new(),
             fresh: HashMap::new(),
+            fresh_paths: 0,
             catching_up,
         };
         let thread = std::thread::Builder::new()
@@ -275,7 +276,10 @@ struct Worker {
     /// Archives being indexed from their first entry, with the hashes of the paths written so
     /// far: a file not among them has no document to replace, so its write needs no delete
     /// (tantivy looks every delete up in every segment). Dropped when the archive catches up.
-    fresh: HashMap<PublicKey, HashSet<u64>>,
+    /// (`None` once past [`MAX_FRESH_PATHS`]: the pass then deletes like any other.)
+    fresh: HashMap<PublicKey, Option<HashSet<u64>>>,
+    /// Paths remembered in `fresh`.
+    fresh_paths: usize,
     /// Seen by the merge policy: merges wait while the ingester catches up.
     catching_up: Arc<AtomicBool>,
 }
@@ -402,6 +406,18 @@ impl Worker {
             tracing::warn!("trending summaries: {e}");
         }
         self.shared.index.columns.retain(&searcher);
+        // Archives no longer followed (released by hosting, say) end their fresh pass.
+        let gone: Vec<PublicKey> = {
+            let sources = self.shared.sources.lock();
+            self.fresh
+                .keys()
+                .filter(|k| !sources.contains_key(k))
+                .copied()
+                .collect()
+        };
+        for key in gone {
+            self.end_fresh_pass(&key);
+        }
         *self.shared.committed.write() = self.payload.clone();
         self.pending = 0;
         self.first_pending = None;
@@ -426,11 +442,16 @@ impl Worker {
             };
             self.payload.archives.insert(hex.clone(), cp.clone());
             self.touch();
+            // Its documents are deleted before anything this pass adds: a fresh pass.
+            self.end_fresh_pass(&key);
+            self.fresh.insert(key, Some(HashSet::new()));
         }
         if cp.next == 0 {
-            // Nothing of this archive is in the index (or its deletion is queued before
-            // anything this pass adds): the pass starts fresh.
-            self.fresh.insert(key, HashSet::new());
+            // Nothing of this archive is in the index: a fresh pass, unless one already began
+            // (a turn that failed part way keeps its documents, and its record of them).
+            self.fresh
+                .entry(key)
+                .or_insert_with(|| Some(HashSet::new()));
         }
         let end = info
             .contiguous
@@ -490,12 +511,18 @@ impl Worker {
         }
         let more = cp.next < info.contiguous;
         if !more {
-            self.fresh.remove(&key);
+            self.end_fresh_pass(&key);
             // Caught up: the verified nodes read on the way are not needed until the next
             // append (about 100 KB per archive, times every archive held).
             log.release_cache();
         }
         Ok(more)
+    }
+
+    fn end_fresh_pass(&mut self, key: &PublicKey) {
+        if let Some(Some(written)) = self.fresh.remove(key) {
+            self.fresh_paths = self.fresh_paths.saturating_sub(written.len());
+        }
     }
 
     /// Writes one chunk of valid entries: for each file the chunk touches, the document of its
@@ -515,7 +542,8 @@ impl Worker {
             last.insert(&d.key, d.seq);
         }
         let keep: HashSet<u64> = last.into_values().collect();
-        let mut fresh = self.fresh.remove(key);
+        // `Some(None)`: a fresh pass no longer tracked, which deletes like any other.
+        let mut pass = self.fresh.remove(key);
         for d in chunk.drain(..) {
             // Every version names archives to crawl, even one the chunk rewrites.
             if let Some(file) = &d.file {
@@ -526,9 +554,13 @@ impl Worker {
             }
             // A fresh pass deletes only what it wrote itself (a hash collision costs one
             // needless delete, never a missed one).
-            let replaces = match &mut fresh {
-                Some(written) => !written.insert(path_hash(&d.path)),
-                None => true,
+            let replaces = match &mut pass {
+                Some(Some(written)) => {
+                    let new = written.insert(path_hash(&d.path));
+                    self.fresh_paths += usize::from(new);
+                    !new
+                }
+                _ => true,
             };
             if replaces {
                 self.writer
@@ -536,11 +568,16 @@ impl Worker {
             }
             self.index_file(hex, d);
         }
-        if let Some(written) = fresh {
-            // Past a bound (a giant archive), fall back to deleting before every write.
-            if written.len() < MAX_FRESH_PATHS {
-                self.fresh.insert(*key, written);
+        if let Some(written) = pass {
+            self.fresh.insert(*key, written);
+        }
+        if self.fresh_paths >= MAX_FRESH_PATHS {
+            // Past the bound (giant archives, or a huge first crawl): every pass under way
+            // deletes before every write from now on.
+            for written in self.fresh.values_mut() {
+                *written = None;
             }
+            self.fresh_paths = 0;
         }
     }
 
@@ -695,8 +732,8 @@ pub const DELETED: &str = "deleted";
 /// Entry bytes decoded before they are indexed, at most (a chunk ends early past it).
 const CHUNK_BYTES: usize = 4 << 20;
 
-/// Paths remembered per archive during a fresh pass (8 bytes each).
-const MAX_FRESH_PATHS: usize = 1 << 20;
+/// Paths remembered over all fresh passes (about 24 bytes each in their sets).
+const MAX_FRESH_PATHS: usize = 2_000_000;
 
 fn path_hash(path: &FilePath) -> u64 {
     use std::hash::{BuildHasher, BuildHasherDefault};
