@@ -41,11 +41,12 @@ pub struct IngestConfig {
     /// Longest wait between a change and its commit, in milliseconds, while the ingester keeps
     /// up.
     pub commit_interval_ms: u64,
-    /// The same while it catches up (an archive had more new entries than one turn takes, and
-    /// archives are still queued), in milliseconds. Fewer commits make fewer, larger segments, so far less merging; a status
+    /// The same while it catches up (an archive had more new entries than one turn takes, or
+    /// 5,000 documents wait uncommitted, with archives still queued), in milliseconds. Fewer
+    /// commits make fewer, larger segments, and merges wait until the backlog is done; a status
     /// written meanwhile waits behind the backlog anyway.
     pub catch_up_commit_interval_ms: u64,
-    /// Commit at once when this many documents are pending.
+    /// Commit at once when this many documents (and archive turns) are pending.
     pub max_pending: u64,
     /// tantivy indexing threads.
     pub writer_threads: usize,
