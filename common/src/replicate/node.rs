@@ -131,10 +131,6 @@ pub(crate) struct ArchiveEntry {
     inflight: Mutex<HashSet<u64>>,
     /// Whether an upgrade request is out to some peer.
     upgrading: Mutex<bool>,
-    /// Bumped when a peer gives the upgrade claim back. A peer that found it taken waits for
-    /// this: the log's own change can come first (the proof is stored before its replicator
-    /// lets go of the claim), and a peer woken then finds the claim still held.
-    pub upgrade_freed: tokio::sync::watch::Sender<u64>,
     /// What each replicating peer last announced: replicator id -> (fork, length).
     remotes: Mutex<HashMap<usize, (u64, u64)>>,
     pub counters: Arc<Counters>,
@@ -156,9 +152,7 @@ impl ArchiveEntry {
     }
 
     pub fn release_upgrade(&self) {
-        if std::mem::replace(&mut *self.upgrading.lock(), false) {
-            self.upgrade_freed.send_modify(|n| *n = n.wrapping_add(1));
-        }
+        *self.upgrading.lock() = false;
     }
 
     /// Records a peer's announced head (`id` names the replicator).
@@ -373,7 +367,6 @@ impl Node {
                     removed: self.shared.cancel.child_token(),
                     inflight: Mutex::new(HashSet::new()),
                     upgrading: Mutex::new(false),
-                    upgrade_freed: tokio::sync::watch::Sender::new(0),
                     remotes: Mutex::new(HashMap::new()),
                     counters: self.shared.counters.clone(),
                 }),

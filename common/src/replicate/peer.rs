@@ -203,8 +203,6 @@ pub(crate) struct Replicator {
     conn: Arc<ConnState>,
     channel: Channel,
     status_rx: watch::Receiver<LogStatus>,
-    /// Another replicator of this archive gave the upgrade claim back.
-    upgrade_freed: watch::Receiver<u64>,
     window: usize,
     request_timeout: Duration,
     writable: bool,
@@ -283,7 +281,6 @@ impl Replicator {
     ) -> Self {
         let log = archive.log.clone();
         let status_rx = log.subscribe();
-        let upgrade_freed = archive.upgrade_freed.subscribe();
         Replicator {
             writable: log.writable(),
             log,
@@ -291,7 +288,6 @@ impl Replicator {
             conn,
             channel,
             status_rx,
-            upgrade_freed,
             window: window.max(1),
             request_timeout,
             remote: Remote {
@@ -377,12 +373,6 @@ impl Replicator {
                         Ok(()) => self.fill().await,
                         Err(e) => Err(e),
                     },
-                },
-                // The upgrade may be ours to ask for now (a longer head than the one just
-                // taken from another peer, say).
-                changed = self.upgrade_freed.changed() => match changed {
-                    Err(_) => break Err(Stop::Closed),
-                    Ok(()) => self.fill().await,
                 },
                 // The socket drained: answers can go out again.
                 _ = conn.writable(), if serve_job.is_none() && !self.requests.is_empty() => Ok(()),
