@@ -67,6 +67,12 @@ pub struct Fritter {
     dir: TempDir,
 }
 
+impl std::fmt::Debug for Fritter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fritter").finish_non_exhaustive()
+    }
+}
+
 impl Default for Fritter {
     fn default() -> Self {
         Fritter::new()
@@ -182,6 +188,12 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run").finish_non_exhaustive()
+    }
+}
+
 impl Run {
     pub fn new(cmd: &Command, output: Output) -> Run {
         Run {
@@ -278,6 +290,12 @@ pub struct Daemon {
     child: Child,
     logs: TempDir,
     pub command: String,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon").finish_non_exhaustive()
+    }
 }
 
 impl Fritter {
@@ -421,6 +439,12 @@ pub struct CrawlerProcess {
     daemon: Daemon,
     /// `http://127.0.0.1:PORT`, as the crawler printed it.
     pub base: String,
+}
+
+impl std::fmt::Debug for CrawlerProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrawlerProcess").finish_non_exhaustive()
+    }
 }
 
 impl CrawlerProcess {

@@ -70,6 +70,12 @@ pub struct OpenArchive {
     _lock: Option<File>,
 }
 
+impl std::fmt::Debug for OpenArchive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenArchive").finish_non_exhaustive()
+    }
+}
+
 impl std::ops::Deref for OpenArchive {
     type Target = Archive;
     fn deref(&self) -> &Archive {

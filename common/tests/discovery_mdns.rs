@@ -12,6 +12,9 @@
 //! `ip netns exec`), steered over stdin/stdout. Needs root and `ip`; when the namespaces cannot
 //! be created the test says SKIPPED and why, and passes.
 
+// Tests unwrap freely: a panic is a failed test with its cause.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;

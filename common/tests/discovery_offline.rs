@@ -2,6 +2,9 @@
 //! at all: it opens no socket and starts no DHT or mDNS thread, while announce and lookup still
 //! work (and find nothing). Alone in its binary so that no other test's sockets are counted.
 
+// Tests unwrap freely: a panic is a failed test with its cause.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use fritter_common::discovery::{Config, DhtStatus, Discovery};

@@ -2,6 +2,9 @@
 //! vectors that `tests/js/vectors.js` wrote: hashes, roots, signatures, the discovery key, and
 //! every proof both ways (we produce the same bytes, and we verify what JS produced).
 
+// Tests unwrap freely: a panic is a failed test with its cause.
+#![allow(clippy::unwrap_used)]
+
 use fritter_common::crypto::{self, KeyPair, PublicKey};
 use fritter_common::log::sim::SimDisk;
 use fritter_common::log::tree::verify_proof;

@@ -1,6 +1,9 @@
 //! Logs opened through a `FileCache`: more logs than descriptors, every write kept, and the
 //! descriptors the process holds stay bounded.
 
+// Tests unwrap freely: a panic is a failed test with its cause.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use fritter_common::crypto::KeyPair;

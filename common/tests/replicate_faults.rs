@@ -5,6 +5,9 @@
 //! download completes from the other peer, and once the replica's node shuts down its tasks are
 //! gone and no file descriptor leaked.
 
+// Tests unwrap freely: a panic is a failed test with its cause.
+#![allow(clippy::unwrap_used)]
+
 mod replicate_support;
 
 #[path = "replicate_support/proxy.rs"]

@@ -15,6 +15,9 @@
 //! honest writer), a legitimate truncate that replicas must follow, keepalives, and the memory a
 //! hostile peer costs the node, measured with a counting allocator.
 
+// Tests unwrap freely: a panic is a failed test with its cause.
+#![allow(clippy::unwrap_used)]
+
 mod replicate_support;
 
 use std::alloc::{GlobalAlloc, Layout, System};

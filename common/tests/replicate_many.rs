@@ -5,6 +5,9 @@
 //! exactly. Before that was fixed, this connection broke with "Invalid message type to decode"
 //! or "received invalid message length" within the first second.
 
+// Tests unwrap freely: a panic is a failed test with its cause.
+#![allow(clippy::unwrap_used)]
+
 mod replicate_support;
 
 use std::sync::Arc;

@@ -7,6 +7,9 @@
 //! The proxies stand in for network namespaces with nft rules: they need no root and run the
 //! same on every CI machine.
 
+// Tests unwrap freely: a panic is a failed test with its cause.
+#![allow(clippy::unwrap_used)]
+
 mod replicate_support;
 
 #[path = "replicate_support/proxy.rs"]

@@ -1,6 +1,9 @@
 //! Rust to Rust replication over real TCP on loopback: a full download, live appends, resuming
 //! after a reconnect without downloading again, and two archives over one connection.
 
+// Tests unwrap freely: a panic is a failed test with its cause.
+#![allow(clippy::unwrap_used)]
+
 mod replicate_support;
 
 use fritter_common::crypto::KeyPair;

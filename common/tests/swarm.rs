@@ -2,6 +2,9 @@
 //! redialed after a restart, dead addresses are backed off, and two swarms that share only a
 //! local DHT testnet find each other and replicate.
 
+// Tests unwrap freely: a panic is a failed test with its cause.
+#![allow(clippy::unwrap_used)]
+
 mod replicate_support;
 
 use std::time::Duration;

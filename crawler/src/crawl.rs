@@ -172,6 +172,12 @@ pub struct Crawler {
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
+impl std::fmt::Debug for Crawler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Crawler").finish_non_exhaustive()
+    }
+}
+
 impl Crawler {
     /// A crawler over `store`, replicating through `swarm` (if any), with the default limits
     /// but for `max_archives`.

@@ -98,6 +98,12 @@ pub struct Ingester {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
+impl std::fmt::Debug for Ingester {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingester").finish_non_exhaustive()
+    }
+}
+
 impl Ingester {
     /// Starts the ingest thread over `index`, resuming from `payload` (the last commit's).
     /// Archive keys seen in follows, mentions and replies go to `discovered`.

@@ -1,6 +1,9 @@
 //! The API in-process: real archives (signed logs on disk) followed live by a real ingester
 //! into a real on-disk tantivy index, queried through `router(state).oneshot(..)`.
 
+// Tests unwrap freely: a panic is a failed test with its cause.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::sync::Arc;

@@ -21,6 +21,14 @@ pub struct Output<'a> {
     stderr: &'a mut dyn Write,
 }
 
+impl<'a> std::fmt::Debug for Output<'a> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output")
+            .field("json", &self.json)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> Output<'a> {
     /// Writes reports as JSON when `json`, else as text, to the given streams.
     pub fn new(json: bool, stdout: &'a mut dyn Write, stderr: &'a mut dyn Write) -> Output<'a> {

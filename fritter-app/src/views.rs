@@ -139,6 +139,12 @@ pub struct Views<'a> {
     pub index: &'a Index,
 }
 
+impl<'a> std::fmt::Debug for Views<'a> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Views").finish_non_exhaustive()
+    }
+}
+
 impl<'a> Views<'a> {
     pub fn new(index: &'a Index) -> Views<'a> {
         Views { index }

@@ -18,7 +18,7 @@ pub const MDNS_SERVICE_TYPE: &str = "_fritter._tcp.local.";
 pub const MDNS_PORT: u16 = mdns_sd::MDNS_PORT;
 
 /// At most this many `--peer` entries and bootstrap entries each.
-pub const MAX_CONFIGURED_ADDRESSES: usize = 64;
+pub(super) const MAX_CONFIGURED_ADDRESSES: usize = 64;
 
 /// Upper bounds for the tunable limits, so a typo in a config file cannot ask for the absurd.
 const MAX_PEERS_PER_LOOKUP_CAP: usize = 10_000;

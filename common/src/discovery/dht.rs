@@ -43,14 +43,14 @@ pub(crate) struct DhtHandle {
 }
 
 impl DhtHandle {
-    pub fn get(&self) -> Option<&AsyncDht> {
+    pub(super) fn get(&self) -> Option<&AsyncDht> {
         self.node.get()
     }
 
     /// Resolves the bootstrap list and builds the node. `Ok(true)` when the node runs,
     /// `Ok(false)` when no bootstrap name resolved (call again later), `Err` when the node
     /// cannot be built (a bind error: a config problem, not worth retrying).
-    pub async fn try_start(&self, config: &DhtConfig) -> Result<bool, DiscoveryError> {
+    pub(super) async fn try_start(&self, config: &DhtConfig) -> Result<bool, DiscoveryError> {
         if self.node.get().is_some() {
             return Ok(true);
         }
@@ -92,7 +92,7 @@ impl DhtHandle {
 
     /// Keeps trying to resolve the bootstrap list, with backoff, until the node runs or the
     /// token is cancelled.
-    pub async fn retry_start(self, config: DhtConfig, cancel: CancellationToken) {
+    pub(super) async fn retry_start(self, config: DhtConfig, cancel: CancellationToken) {
         let mut delay = RETRY_MIN;
         loop {
             tokio::select! {

@@ -11,9 +11,9 @@ use super::config::split_host_port;
 use super::DiscoveryError;
 
 /// How long one name may take to resolve.
-pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// At most this many addresses are used per name.
-pub const MAX_ADDRESSES_PER_PEER: usize = 8;
+pub(super) const MAX_ADDRESSES_PER_PEER: usize = 8;
 
 /// Resolves one `HOST:PORT` with tokio's `lookup_host`, bounded in time and in addresses.
 pub async fn resolve(peer: &str) -> Result<Vec<SocketAddr>, DiscoveryError> {

@@ -34,11 +34,11 @@ pub(crate) struct LanPeers {
 }
 
 impl LanPeers {
-    pub fn addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+    pub(super) fn addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.nodes.values().flatten().copied()
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.nodes.len()
     }
 }
@@ -61,7 +61,7 @@ pub(crate) struct Browser {
 
 impl Mdns {
     /// Starts the daemon, registers this node (its TCP `port`) and starts browsing.
-    pub fn start(config: &MdnsConfig, port: u16) -> Result<(Mdns, Browser), DiscoveryError> {
+    pub(super) fn start(config: &MdnsConfig, port: u16) -> Result<(Mdns, Browser), DiscoveryError> {
         let daemon = ServiceDaemon::new_with_port(config.port).map_err(mdns_error)?;
         match Self::register(&daemon, config, port) {
             Ok(fullname) => {
@@ -128,20 +128,20 @@ impl Mdns {
         Ok(fullname)
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<Arc<LanPeers>> {
+    pub(super) fn subscribe(&self) -> watch::Receiver<Arc<LanPeers>> {
         self.peers.clone()
     }
 
-    pub fn instance(&self) -> &str {
+    pub(super) fn instance(&self) -> &str {
         &self.fullname
     }
 
-    pub fn peer_count(&self) -> usize {
+    pub(super) fn peer_count(&self) -> usize {
         self.peers.borrow().len()
     }
 
     /// Says goodbye on the LAN (so other nodes drop us at once) and stops the daemon thread.
-    pub async fn stop(&self) {
+    pub(super) async fn stop(&self) {
         if let Ok(status) = self.daemon.unregister(&self.fullname) {
             let _ = tokio::time::timeout(STOP_TIMEOUT, status.recv_async()).await;
         }
@@ -161,7 +161,7 @@ impl Drop for Mdns {
 
 impl Browser {
     /// Follows the browse events until cancelled, keeping the set of LAN nodes current.
-    pub async fn run(self, cancel: CancellationToken) {
+    pub(super) async fn run(self, cancel: CancellationToken) {
         loop {
             let events = match self.daemon.browse(&self.service_type) {
                 Ok(events) => events,

@@ -133,6 +133,12 @@ pub struct Discovery {
     tasks: Mutex<JoinSet<()>>,
 }
 
+impl std::fmt::Debug for Discovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Discovery").finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     config: Config,
     listen: SocketAddr,
@@ -368,6 +374,12 @@ impl Drop for Discovery {
 pub struct Lookup {
     rx: mpsc::Receiver<PeerAddr>,
     task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Lookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lookup").finish_non_exhaustive()
+    }
 }
 
 impl Lookup {

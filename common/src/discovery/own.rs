@@ -14,7 +14,7 @@ pub(crate) struct OwnAddrs {
 impl OwnAddrs {
     /// Reads the interface addresses now (they change: a laptop moves between networks), plus
     /// an address others see us at (the DHT's idea of our public address), if known.
-    pub fn snapshot(listen: SocketAddr, public: Option<IpAddr>) -> Self {
+    pub(super) fn snapshot(listen: SocketAddr, public: Option<IpAddr>) -> Self {
         let mut ips: HashSet<IpAddr> = if_addrs::get_if_addrs()
             .map(|list| list.into_iter().map(|i| i.ip().to_canonical()).collect())
             .unwrap_or_default();
@@ -25,7 +25,7 @@ impl OwnAddrs {
 
     /// True for our listen address in any of its forms: the exact address, or our port on a
     /// loopback, unspecified or local interface address.
-    pub fn contains(&self, addr: &SocketAddr) -> bool {
+    pub(super) fn contains(&self, addr: &SocketAddr) -> bool {
         if *addr == self.listen {
             return true;
         }

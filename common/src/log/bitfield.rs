@@ -15,6 +15,12 @@ pub struct Bitfield {
     dirty: BTreeSet<u64>,
 }
 
+impl std::fmt::Debug for Bitfield {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bitfield").finish_non_exhaustive()
+    }
+}
+
 impl Bitfield {
     fn page(&mut self, file: &dyn StorageFile, page: u64) -> io::Result<&mut [u8; PAGE_BYTES]> {
         match self.pages.entry(page) {

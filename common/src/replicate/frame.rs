@@ -142,6 +142,12 @@ pub struct FrameIo {
     eof: bool,
 }
 
+impl std::fmt::Debug for FrameIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameIo").finish_non_exhaustive()
+    }
+}
+
 impl FrameIo {
     pub fn new(stream: TcpStream, conn: Arc<ConnState>) -> Self {
         FrameIo {

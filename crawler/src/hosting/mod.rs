@@ -240,6 +240,12 @@ pub struct Hosting {
     pub(crate) signup_limiter: crate::api::RateLimiter,
 }
 
+impl std::fmt::Debug for Hosting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hosting").finish_non_exhaustive()
+    }
+}
+
 impl Hosting {
     /// The service for `host` (`host` or `host:port`), its accounts loaded from `data_dir`.
     /// Call [`Hosting::spawn_checker`] to start checking. Needs a tokio runtime.

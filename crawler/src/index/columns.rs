@@ -23,6 +23,12 @@ pub struct SegmentColumns {
     pub author_id: Option<Column<u64>>,
 }
 
+impl std::fmt::Debug for SegmentColumns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentColumns").finish_non_exhaustive()
+    }
+}
+
 impl SegmentColumns {
     fn open(seg: &SegmentReader) -> SegmentColumns {
         let ff = seg.fast_fields();
@@ -38,6 +44,12 @@ impl SegmentColumns {
 #[derive(Default)]
 pub struct ColumnCache {
     segments: Mutex<HashMap<SegmentId, SegmentColumns>>,
+}
+
+impl std::fmt::Debug for ColumnCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColumnCache").finish_non_exhaustive()
+    }
 }
 
 impl ColumnCache {

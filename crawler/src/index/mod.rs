@@ -162,6 +162,14 @@ pub struct Index {
     pub columns: std::sync::Arc<columns::ColumnCache>,
 }
 
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Index {
     /// Opens the index in `dir`, or creates it; an index of another schema version is wiped
     /// (the caller then reindexes every archive from its log). Returns the last commit's payload.

@@ -61,11 +61,25 @@ pub struct FritterTokenizer {
     token: Token,
 }
 
+impl std::fmt::Debug for FritterTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FritterTokenizer").finish_non_exhaustive()
+    }
+}
+
 pub struct FritterTokenStream<'a> {
     tokens: std::vec::IntoIter<(usize, usize, String, bool)>,
     token: &'a mut Token,
     position: usize,
     started: bool,
+}
+
+impl<'a> std::fmt::Debug for FritterTokenStream<'a> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FritterTokenStream")
+            .field("position", &self.position)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Tokenizer for FritterTokenizer {

@@ -62,6 +62,12 @@ pub struct TrendCache {
     authors: Mutex<Authors>,
 }
 
+impl std::fmt::Debug for TrendCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrendCache").finish_non_exhaustive()
+    }
+}
+
 impl TrendCache {
     /// Summarizes the segments of `searcher` not summarized yet, and forgets the summaries of
     /// segments it no longer has. Called after each commit, so requests find them ready.

@@ -41,6 +41,14 @@ pub struct Crawler {
     agent: ureq::Agent,
 }
 
+impl std::fmt::Debug for Crawler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Crawler")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Crawler {
     pub fn new(base: &str) -> anyhow::Result<Crawler> {
         let base = base.trim_end_matches('/').to_owned();

@@ -19,11 +19,11 @@ use serde::{Deserialize, Serialize};
 
 /// Written into the corpus directory once ingest has finished: its presence means the
 /// directory holds a complete corpus and an index of it.
-pub const MARKER: &str = "bench-corpus.json";
+pub(crate) const MARKER: &str = "bench-corpus.json";
 
 /// What the marker records.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct CorpusInfo {
+pub(crate) struct CorpusInfo {
     pub archives: usize,
     pub statuses: u64,
     /// When ingest finished (RFC 3339).
@@ -31,7 +31,7 @@ pub struct CorpusInfo {
 }
 
 /// What `dir` holds, for `--dir`.
-pub enum DirState {
+pub(crate) enum DirState {
     /// Missing or empty: generate a corpus into it.
     Fresh,
     /// A finished corpus: reuse it.
@@ -40,7 +40,7 @@ pub enum DirState {
 
 /// Tells a reusable corpus from a fresh directory; anything else (a half-written corpus, an
 /// unrelated directory) is an error rather than something to write into.
-pub fn dir_state(dir: &Path) -> anyhow::Result<DirState> {
+pub(crate) fn dir_state(dir: &Path) -> anyhow::Result<DirState> {
     let marker = dir.join(MARKER);
     match fs::read(&marker) {
         Ok(bytes) => {
@@ -70,7 +70,7 @@ pub fn dir_state(dir: &Path) -> anyhow::Result<DirState> {
 }
 
 /// Marks `dir` as holding a finished corpus.
-pub fn write_marker(dir: &Path, archives: usize, statuses: u64) -> anyhow::Result<()> {
+pub(crate) fn write_marker(dir: &Path, archives: usize, statuses: u64) -> anyhow::Result<()> {
     let info = CorpusInfo {
         archives,
         statuses,
@@ -85,7 +85,7 @@ pub fn write_marker(dir: &Path, archives: usize, statuses: u64) -> anyhow::Resul
 
 /// Request paths per view, one list each; the in-process measurements and both load tools
 /// draw from them.
-pub struct UrlLists {
+pub(crate) struct UrlLists {
     pub mentions: Vec<String>,
     pub thread: Vec<String>,
     pub search: Vec<String>,
@@ -99,7 +99,7 @@ impl UrlLists {
     /// Mentions of every archive, the threads of `statuses` (status URLs), a mix of searches
     /// (two words, one word sorted by relevance, a tag, a phrase OR a word) and the three
     /// trending windows.
-    pub fn generate(
+    pub(crate) fn generate(
         keys: impl IntoIterator<Item = String>,
         statuses: &[String],
         words: &[&str],
@@ -137,7 +137,7 @@ impl UrlLists {
         }
     }
 
-    pub fn views(&self) -> [(&'static str, &[String]); 4] {
+    pub(crate) fn views(&self) -> [(&'static str, &[String]); 4] {
         [
             ("mentions", &self.mentions),
             ("thread", &self.thread),
@@ -147,7 +147,7 @@ impl UrlLists {
     }
 
     /// Writes `dir/urls/<view>.txt`, one request path a line; returns `dir/urls`.
-    pub fn write(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+    pub(crate) fn write(&self, dir: &Path) -> anyhow::Result<PathBuf> {
         let out = dir.join("urls");
         fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         for (name, list) in self.views() {
@@ -165,7 +165,7 @@ impl UrlLists {
     }
 
     /// Reads the lists [`UrlLists::write`] wrote.
-    pub fn read(dir: &Path) -> anyhow::Result<UrlLists> {
+    pub(crate) fn read(dir: &Path) -> anyhow::Result<UrlLists> {
         let read = |name: &str| -> anyhow::Result<Vec<String>> {
             let path = dir.join("urls").join(format!("{name}.txt"));
             let text = fs::read_to_string(&path).with_context(|| {
@@ -191,7 +191,7 @@ impl UrlLists {
 /// Serves the API of `state` on `addr` with the crawler binary's stack (the same router with
 /// all its limits, the same hand-driven hyper server with its header timeout and connection
 /// cap) until ctrl-c or SIGTERM. Prints the load commands for `urls`.
-pub fn serve(
+pub(crate) fn serve(
     rt: &tokio::runtime::Runtime,
     state: AppState,
     addr: SocketAddr,
