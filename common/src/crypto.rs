@@ -5,8 +5,6 @@ use std::fmt;
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 
-use crate::log::Node;
-
 /// Domain-separation prefixes (second-preimage protection), as in `hypercore-crypto`.
 const LEAF_TYPE: u8 = 0;
 const PARENT_TYPE: u8 = 1;
@@ -17,6 +15,28 @@ pub type Hash = [u8; 32];
 
 /// A 64-byte ed25519 signature.
 pub type Signature = [u8; 64];
+
+/// One merkle tree node: leaves (even indexes) hash a block, parents (odd) hash their children.
+/// Defined here, with the hashes over it, so hashing needs nothing from the log; the log
+/// re-exports it as `log::Node`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Node {
+    pub index: u64,
+    /// Number of block bytes under this node.
+    pub size: u64,
+    pub hash: Hash,
+}
+
+impl Node {
+    /// The leaf for block `seq`.
+    pub fn leaf(seq: u64, data: &[u8]) -> Node {
+        Node {
+            index: 2 * seq,
+            size: data.len() as u64,
+            hash: leaf_hash(data),
+        }
+    }
+}
 
 /// Lowercase hex, as keys and hashes are written (`hex::encode` builds its string a character
 /// at a time, several times slower; the crawler writes three per status it indexes).

@@ -31,7 +31,7 @@ use std::time::Duration;
 use fritter_common::crypto::KeyPair;
 use fritter_common::log::{Access, DiskStorage, Log, ProofRequest, RequestBlock, RequestUpgrade};
 use fritter_common::replicate::wire::{
-    encode_frames, proof_to_data, raw_noise_over, request_to_log, Parsed, PROTOCOL,
+    encode_frames, proof_to_data, request_to_log, Parsed, PROTOCOL,
 };
 use fritter_common::replicate::{protocol_over, Node, NodeConfig};
 use futures::{SinkExt, StreamExt};
@@ -453,19 +453,11 @@ fn sample_data(rng: &mut Rng) -> Data {
     }
 }
 
+/// Appends `n` as a compact-encoding uint.
 fn uint(out: &mut Vec<u8>, n: u64) {
-    if n <= 0xfc {
-        out.push(n as u8);
-    } else if n <= 0xffff {
-        out.push(0xfd);
-        out.extend_from_slice(&(n as u16).to_le_bytes());
-    } else if n <= 0xffff_ffff {
-        out.push(0xfe);
-        out.extend_from_slice(&(n as u32).to_le_bytes());
-    } else {
-        out.push(0xff);
-        out.extend_from_slice(&n.to_le_bytes());
-    }
+    let at = out.len();
+    out.resize(at + compact_encoding::encoded_size_var_u64(n), 0);
+    compact_encoding::encode_var_u64(n, &mut out[at..]).expect("room was made");
 }
 
 /// A protomux open of channel `id` for `protocol`.

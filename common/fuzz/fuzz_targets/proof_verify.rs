@@ -1,13 +1,14 @@
-//! `Proof::decode_wire` on untrusted bytes (a peer's `data` message), then `verify_proof` against
-//! several signed heads and `Log::apply_proof` on an empty replica and on a sparse replica at
-//! length 20. Checks: no panic; decode/encode round trip; after an applied proof the replica's
-//! head is one the owner signed, every verified read returns the owner's bytes, and the replica
-//! reopens from its storage at the same head.
+//! `wire::decode_data`, the wire's one proof codec, on untrusted bytes (a peer's `data` message),
+//! then `verify_proof` against several signed heads and `Log::apply_proof` on an empty replica and
+//! on a sparse replica at length 20. Checks: no panic; decode/encode round trip; after an applied
+//! proof the replica's head is one the owner signed, every verified read returns the owner's
+//! bytes, and the replica reopens from its storage at the same head.
 #![no_main]
 
 use fritter_common::log::sim::SimDisk;
 use fritter_common::log::tree::verify_proof;
 use fritter_common::log::{Access, Log, Proof, TreeHead};
+use fritter_common::replicate::wire::{decode_data, encode_data};
 use fritter_fuzz::{check_reads, copy_disk, world};
 use libfuzzer_sys::fuzz_target;
 
@@ -47,8 +48,9 @@ fuzz_target!(
         world();
     },
     |data: &[u8]| {
-        let Ok((request, proof)) = Proof::decode_wire(data) else { return };
-        let again = Proof::decode_wire(&proof.encode_wire(request)).expect("re-encoded proof decodes");
+        let Ok((request, proof)) = decode_data(data) else { return };
+        let again = decode_data(&encode_data(request, &proof).expect("a decoded proof encodes"))
+            .expect("re-encoded proof decodes");
         assert_eq!(again, (request, proof.clone()), "wire round trip changed the proof");
 
         let w = world();

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::{copy_disk, keypair, world, StorageInput};
 use fritter_common::log::sim::SimDisk;
 use fritter_common::log::{Access, Log, Storage};
+use fritter_common::replicate::wire::encode_data;
 use fritter_common::model::{
     ArchiveUrl, Entry, File, Follows, HostingRequest, Like, OwnershipProof, Profile, Status,
     StatusId, Timestamp,
@@ -178,9 +179,12 @@ fn proof_seeds(seeds: &mut Seeds) {
         .chain(&w.main_proofs)
         .chain(&w.forked_proofs)
     {
-        seeds.add("proof_verify", &proof.encode_wire(0));
+        seeds.add("proof_verify", &encode_data(0, proof).expect("encode"));
     }
-    seeds.add("proof_verify", &w.main_proofs[0].encode_wire(1234567));
+    seeds.add(
+        "proof_verify",
+        &encode_data(1234567, &w.main_proofs[0]).expect("encode"),
+    );
     // Proofs JS Hypercore produced (another key and log): real wire bytes of every shape.
     let vectors =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/hypercore-11.37.1.json");

@@ -9,11 +9,17 @@
 //! roots at the local length, the nodes that grow them to the other head, and its signature).
 //! Records live in the archive's small `forks` file, each `u32le length || body || u32le CRC32C`,
 //! at most [`MAX_RECORDS`] of them.
+//!
+//! Also here, the log's side of forks: following a writer's truncate to a new fork
+//! ([`Log::apply_fork`]) and recording evidence of equivocation ([`Log::check_conflict`]).
+
+use std::sync::Arc;
 
 use crate::crypto::{self, PublicKey};
+use crate::log::header::{Header, NODES_OFFSET, NODE_BYTES};
 use crate::log::proof::{DataUpgrade, Proof, MAX_PROOF_NODES};
-use crate::log::tree::{verify_proof, Node, TreeHead};
-use crate::log::{flat, LogError};
+use crate::log::tree::{verify_proof, Node, NodeSource, TreeHead};
+use crate::log::{flat, write_nodes, DiskNodes, Log, LogError};
 
 /// Records kept per archive: the first ones prove the fork; more add nothing.
 pub const MAX_RECORDS: usize = 4;
@@ -252,4 +258,244 @@ pub(crate) fn encode_record(e: &ForkEvidence) -> Vec<u8> {
     out.extend_from_slice(&body);
     out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
     out
+}
+
+impl Log {
+    /// Evidence that the writer signed two different heads on one fork, as recorded by
+    /// [`Log::check_conflict`]. Empty for an archive whose writer never equivocated.
+    pub fn fork_evidence(&self) -> Vec<ForkEvidence> {
+        self.evidence.lock().clone()
+    }
+
+    /// True once evidence of two conflicting signed heads is recorded: the archive is flagged,
+    /// it keeps its own head and never merges the other.
+    pub fn is_forked(&self) -> bool {
+        !self.evidence.lock().is_empty()
+    }
+
+    /// Checks a peer's head, given as an upgrade proof from length 0 to this log's length on this
+    /// log's fork (what a replica asks for when an upgrade does not fit its head, as JS
+    /// `_checkIfConflict` does), against the local signed head. If both verify and differ at the
+    /// local length, the writer equivocated: the evidence is stored in the `forks` file (up to
+    /// [`MAX_RECORDS`]) and returned. `Ok(None)` means the peer's head extends ours. An
+    /// error means the proof itself is bad (the peer's fault).
+    pub fn check_conflict(&self, proof: &Proof) -> Result<Option<ForkEvidence>, LogError> {
+        let local = self.head();
+        let upgrade = proof
+            .upgrade
+            .as_ref()
+            .ok_or_else(|| LogError::invalid_proof("conflict check without an upgrade"))?;
+        if proof.block.is_some() || proof.hash.is_some() || proof.seek.is_some() {
+            return Err(LogError::invalid_proof(
+                "conflict check carries more than an upgrade",
+            ));
+        }
+        if proof.fork != local.fork {
+            return Err(LogError::ForkMismatch {
+                local: local.fork,
+                remote: proof.fork,
+            });
+        }
+        if local.length == 0 {
+            return Ok(None);
+        }
+        remote_head(proof.fork, upgrade, local.length, &self.key)?;
+        if crypto::tree_hash(&upgrade.nodes) == local.hash() {
+            return Ok(None);
+        }
+        let evidence = ForkEvidence {
+            local: (*local).clone(),
+            fork: proof.fork,
+            remote: upgrade.clone(),
+        };
+        // Checked again as a whole, so only what a third party could verify is kept.
+        evidence.verify(&self.key)?;
+        tracing::warn!(archive = %self.name, fork = local.fork, length = local.length, "the writer signed two different heads: archive flagged");
+        let mut kept = self.evidence.lock();
+        if kept.len() < MAX_RECORDS && !kept.contains(&evidence) {
+            if let Some(f) = &self.forks {
+                let record = encode_record(&evidence);
+                let end = f.len().map_err(|e| self.io_err("forks", e))?;
+                f.write_all_at(&record, end)
+                    .and_then(|()| f.sync())
+                    .map_err(|e| self.io_err("forks", e))?;
+            }
+            kept.push(evidence.clone());
+        }
+        Ok(Some(evidence))
+    }
+
+    /// Follows a writer's truncate: `proof` is an upgrade from length 0 to the peer's head on a
+    /// higher fork (JS `_requestForkProof`). Once it verifies, the blocks both forks share (the
+    /// leading roots of the new head that equal stored nodes) are kept, everything after them is
+    /// dropped, and the new head is adopted. Returns how many blocks were kept.
+    ///
+    /// Crash safety: an empty header goes first (it needs no signature), then the tree, bitfield
+    /// and data are cut and the new roots written and synced, then the new head. A crash in
+    /// between leaves an empty replica that downloads again, never a head over foreign nodes.
+    pub fn apply_fork(&self, proof: &Proof) -> Result<u64, LogError> {
+        if !self.writes || self.keypair.is_some() {
+            return Err(LogError::ReadOnly {
+                archive: self.name.clone(),
+            });
+        }
+        let upgrade = proof
+            .upgrade
+            .as_ref()
+            .ok_or_else(|| LogError::invalid_proof("fork proof without an upgrade"))?;
+        if proof.block.is_some() || proof.hash.is_some() || proof.seek.is_some() {
+            return Err(LogError::invalid_proof(
+                "fork proof carries more than an upgrade",
+            ));
+        }
+        let length = upgrade.length;
+        // Verified before anything is claimed or written.
+        let new_head = remote_head(proof.fork, upgrade, length, &self.key)?;
+        let mut st = self.exclusive()?;
+        let old = st.head.clone();
+        if proof.fork <= old.fork && old.length > 0 {
+            return Err(LogError::invalid_proof(format!(
+                "fork {} is not newer than the local fork {}",
+                proof.fork, old.fork
+            )));
+        }
+        st.committing = true;
+        let (generation, contiguous) = (st.generation, st.contiguous);
+        drop(st);
+        let result = self.commit_fork(&old, &new_head, generation, contiguous);
+        let mut st = self.state.lock();
+        st.committing = false;
+        st.bits.reset();
+        let out = match result {
+            Ok(kept) => {
+                st.generation = generation + 2;
+                st.contiguous = contiguous.min(kept);
+                st.head = Arc::new(new_head);
+                self.verified.lock().clear();
+                Ok((kept, self.status_locked(&mut st)))
+            }
+            Err((e, poison)) => {
+                if poison {
+                    st.poisoned = Some(e.to_string());
+                }
+                Err(e)
+            }
+        };
+        self.cond.notify_all();
+        drop(st);
+        let (kept, status) = out?;
+        tracing::info!(archive = %self.name, fork = proof.fork, length, kept, "followed the writer to a new fork");
+        self.publish(status);
+        Ok(kept)
+    }
+
+    fn commit_fork(
+        &self,
+        old: &TreeHead,
+        new: &TreeHead,
+        generation: u64,
+        contiguous: u64,
+    ) -> Result<u64, (LogError, bool)> {
+        let src = DiskNodes {
+            tree: &*self.tree,
+            length: old.length,
+            name: &self.name,
+        };
+        // Blocks shared with the new fork: its leading roots that we hold with the same hash.
+        let mut kept = 0u64;
+        let mut kept_bytes = 0u64;
+        for root in &new.roots {
+            match src.node(root.index).map_err(|e| (e, false))? {
+                Some(n) if n.hash == root.hash && n.size == root.size => {
+                    kept += flat::count_leaves(root.index);
+                    kept_bytes += root.size;
+                }
+                _ => break,
+            }
+        }
+        let kept = kept.min(old.length);
+        let empty = Header {
+            generation: generation + 1,
+            key: *self.key.as_bytes(),
+            fork: old.fork,
+            length: 0,
+            contiguous: 0,
+            byte_length: 0,
+            prev_length: 0,
+            signature: None,
+        };
+        self.write_header(&empty).map_err(|e| (e, true))?;
+
+        // Every node whose span reaches block `kept` or beyond belongs to the old fork.
+        let cut = NODES_OFFSET + 2 * kept * NODE_BYTES;
+        let tree_len = self
+            .tree
+            .len()
+            .map_err(|e| (self.io_err("tree", e), true))?;
+        if tree_len > cut {
+            self.tree
+                .set_len(cut)
+                .map_err(|e| (self.io_err("tree", e), true))?;
+        }
+        let mut index = 2 * kept;
+        // Heights up to 40 cover any tree of `MAX_LENGTH` entries.
+        for _ in 0..40 {
+            index = flat::parent(index);
+            if index < 2 * kept {
+                self.tree
+                    .write_all_at(
+                        &[0u8; NODE_BYTES as usize],
+                        NODES_OFFSET + index * NODE_BYTES,
+                    )
+                    .map_err(|e| (self.io_err("tree", e), true))?;
+            }
+        }
+        let mut roots = new.roots.clone();
+        write_nodes(&*self.tree, &mut roots).map_err(|e| (self.io_err("tree", e), true))?;
+        let data_len = self
+            .data
+            .len()
+            .map_err(|e| (self.io_err("data", e), true))?;
+        if data_len > kept_bytes {
+            self.data
+                .set_len(kept_bytes)
+                .map_err(|e| (self.io_err("data", e), true))?;
+        }
+        // Bits of blocks from `kept` on are cleared: cut the file after the byte holding bit
+        // `kept`, and clear that byte's high bits.
+        let byte = kept / 8;
+        let bits_len = self
+            .bitfield
+            .len()
+            .map_err(|e| (self.io_err("bitfield", e), true))?;
+        if bits_len > byte {
+            let mut b = [0u8; 1];
+            self.bitfield
+                .read_exact_at(&mut b, byte)
+                .map_err(|e| (self.io_err("bitfield", e), true))?;
+            b[0] &= ((1u16 << (kept % 8)) - 1) as u8;
+            self.bitfield
+                .write_all_at(&b, byte)
+                .map_err(|e| (self.io_err("bitfield", e), true))?;
+            self.bitfield
+                .set_len(byte + 1)
+                .map_err(|e| (self.io_err("bitfield", e), true))?;
+        }
+        self.sync_data_and_tree()?;
+        self.bitfield
+            .sync()
+            .map_err(|e| (self.io_err("bitfield", e), true))?;
+        let h = Header {
+            generation: generation + 2,
+            key: *self.key.as_bytes(),
+            fork: new.fork,
+            length: new.length,
+            contiguous: contiguous.min(kept),
+            byte_length: new.byte_length,
+            prev_length: new.length,
+            signature: new.signature,
+        };
+        self.write_header(&h).map_err(|e| (e, true))?;
+        Ok(kept)
+    }
 }

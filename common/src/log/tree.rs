@@ -19,25 +19,11 @@ const MAX_INDEX: u64 = 2 * MAX_LENGTH;
 /// Upper bound on the iterations of any walk up or down the tree.
 const MAX_WALK: usize = 128;
 
-/// One merkle tree node: leaves (even indexes) hash a block, parents (odd) hash their children.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Node {
-    pub index: u64,
-    /// Number of block bytes under this node.
-    pub size: u64,
-    pub hash: Hash,
-}
+pub use crate::crypto::Node;
 
+// The type lives in `crypto`, which hashes it; building parents belongs to the tree, since only
+// hostile input makes it fail and the failure is the log's.
 impl Node {
-    /// The leaf for block `seq`.
-    pub fn leaf(seq: u64, data: &[u8]) -> Node {
-        Node {
-            index: 2 * seq,
-            size: data.len() as u64,
-            hash: crypto::leaf_hash(data),
-        }
-    }
-
     /// The parent `index` of `a` and `b`; fails if their sizes overflow (only hostile input does that).
     pub fn parent(index: u64, a: &Node, b: &Node) -> Result<Node, LogError> {
         let size = a.size.checked_add(b.size).ok_or_else(|| {

@@ -134,3 +134,31 @@ pub fn trace() {
             .try_init();
     }
 }
+
+/// The Noise stream alone over a TCP stream: frames and the handshake, without the guard or
+/// `hypercore-protocol`. Tests use it to send what the protocol layer would never encode
+/// (truncated or malformed messages) through a real encrypted connection.
+pub fn raw_noise_over(
+    stream: tokio::net::TcpStream,
+    initiator: bool,
+    parent: &tokio_util::sync::CancellationToken,
+) -> Result<
+    (
+        hypercore_handshake::Cipher,
+        Arc<fritter_common::replicate::frame::ConnState>,
+    ),
+    hypercore_handshake::Error,
+> {
+    use fritter_common::replicate::frame::{ConnState, FrameIo};
+    use hypercore_handshake::state_machine::{hc_specific::generate_keypair, SecStream};
+    use hypercore_handshake::Cipher;
+    let state = ConnState::new(parent);
+    let io = Box::new(FrameIo::new(stream, state.clone()));
+    let cipher = if initiator {
+        Cipher::new(Some(io), SecStream::new_initiator_xx(&[])?.into())
+    } else {
+        let keypair = generate_keypair()?;
+        Cipher::new(Some(io), SecStream::new_responder_xx(&keypair, &[])?.into())
+    };
+    Ok((cipher, state))
+}

@@ -8,6 +8,7 @@ use proptest::sample::Index;
 use proptest::test_runner::RngSeed;
 
 use super::*;
+use crate::replicate::wire::{decode_data, encode_data};
 
 struct Fixture {
     kp: KeyPair,
@@ -259,7 +260,7 @@ proptest! {
     #[test]
     fn arbitrary_wire_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400), flags in 0u8..16) {
         for input in [bytes.clone(), [&[flags, 0, 0][..], &bytes].concat()] {
-            if let Ok((_, proof)) = Proof::decode_wire(&input) {
+            if let Ok((_, proof)) = decode_data(&input) {
                 apply_and_check(&proof)?;
             }
         }
@@ -268,7 +269,8 @@ proptest! {
     #[test]
     fn mutated_good_proofs_never_panic(which in any::<Index>(), edits in prop::collection::vec((any::<Index>(), any::<u8>(), 0u8..3), 1..4)) {
         let fx = fixture();
-        let mut bytes = fx.good[which.index(fx.good.len())].encode_wire(1);
+        let bytes = fx.good[which.index(fx.good.len())].clone();
+        let mut bytes = encode_data(1, &bytes).unwrap();
         for (at, byte, kind) in edits {
             let i = at.index(bytes.len());
             match kind {
@@ -280,7 +282,7 @@ proptest! {
                 break;
             }
         }
-        if let Ok((_, proof)) = Proof::decode_wire(&bytes) {
+        if let Ok((_, proof)) = decode_data(&bytes) {
             apply_and_check(&proof)?;
         }
     }

@@ -7,6 +7,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::*;
+use crate::log::header::{Header, SLOT_BYTES};
 
 fn upgrade(start: u64, length: u64) -> ProofRequest {
     ProofRequest {
