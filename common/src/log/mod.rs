@@ -159,6 +159,17 @@ pub enum Access {
     View,
 }
 
+// By hand, so a writer's secret key never reaches a log line.
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Access::Writer(kp) => f.debug_tuple("Writer").field(&kp.public()).finish(),
+            Access::Replica => f.write_str("Replica"),
+            Access::View => f.write_str("View"),
+        }
+    }
+}
+
 struct State {
     head: Arc<TreeHead>,
     contiguous: u64,

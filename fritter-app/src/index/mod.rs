@@ -161,6 +161,14 @@ pub struct Index {
     inner: RwLock<Inner>,
 }
 
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("own", &self.own)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Where a feed page starts: statuses strictly older than `(id, key)` (newest first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {

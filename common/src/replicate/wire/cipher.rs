@@ -21,6 +21,15 @@ pub struct GuardedCipher {
     handshake_done: bool,
 }
 
+impl std::fmt::Debug for GuardedCipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuardedCipher")
+            .field("handshake_done", &self.handshake_done)
+            .field("ready", &self.ready.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl GuardedCipher {
     pub fn new(inner: Cipher, conn: Arc<ConnState>) -> Self {
         GuardedCipher {
