@@ -16,7 +16,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -24,8 +25,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use fritter_common::crypto::PublicKey;
+use fritter_common::model::limits::MAX_STATUS_CHARS;
 use fritter_common::model::{ArchiveUrl, File, Timestamp};
 use futures::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -84,8 +87,10 @@ pub fn router(node: Arc<Node>, stop: watch::Receiver<bool>) -> Router {
         .route("/api/events", get(events))
         .merge(writes)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(node, guard_host))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(json_errors))
         // Failures are logged where they happen (`ApiError`); 4xx/5xx answers are routine here.
         .layer(
             tower_http::trace::TraceLayer::new_for_http().on_failure(
@@ -134,11 +139,47 @@ impl ApiError {
     }
 }
 
-impl From<anyhow::Error> for ApiError {
-    fn from(err: anyhow::Error) -> ApiError {
+impl ApiError {
+    /// A request that failed: the error's own words for the caller's mistakes (400); for ours a
+    /// full disk (507) or broken storage (503) said plainly, as the CLI would say it without
+    /// `fritter serve`, and anything else a generic 500 with the cause logged. `data_dir` is
+    /// where space must be freed.
+    fn failure(err: anyhow::Error, data_dir: Option<&std::path::Path>) -> ApiError {
         use fritter_common::archive::ArchiveError;
         use fritter_common::log::LogError;
         use fritter_common::store::StoreError;
+        // The server's own files (the read marker) are in the data directory too.
+        let io_full = err.chain().any(|e| {
+            e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+        });
+        if crate::is_storage_full(&err) || io_full {
+            tracing::error!(error = %format!("{err:#}"), "request failed: the disk is full");
+            return ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                crate::storage_full_message(data_dir),
+            );
+        }
+        let poisoned = err.chain().find_map(|e| {
+            let log = match (
+                e.downcast_ref::<LogError>(),
+                e.downcast_ref::<ArchiveError>(),
+                e.downcast_ref::<StoreError>(),
+            ) {
+                (Some(log), _, _)
+                | (_, Some(ArchiveError::Log(log)), _)
+                | (_, _, Some(StoreError::Log(log))) => Some(log),
+                _ => None,
+            };
+            log.filter(|l| matches!(l, LogError::Poisoned(_)))
+        });
+        if let Some(poisoned) = poisoned {
+            tracing::error!(error = %format!("{err:#}"), "request failed");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{poisoned}: restart `fritter serve`"),
+            );
+        }
         let ours = err.chain().any(|e| {
             e.downcast_ref::<LogError>().is_some()
                 || matches!(e.downcast_ref::<ArchiveError>(), Some(ArchiveError::Log(_)))
@@ -160,6 +201,107 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
+impl From<anyhow::Error> for ApiError {
+    fn from(err: anyhow::Error) -> ApiError {
+        ApiError::failure(err, None)
+    }
+}
+
+/// axum's answer to a body it could not read as JSON, in the API's words: the limit for a body
+/// too large, the fix for a missing content type, serde's reason for malformed JSON.
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> ApiError {
+        let status = rejection.status();
+        let message = match &rejection {
+            JsonRejection::MissingJsonContentType(_) => {
+                "the body must be JSON, sent with `Content-Type: application/json`".to_owned()
+            }
+            _ if status == StatusCode::PAYLOAD_TOO_LARGE => format!(
+                "the request body is larger than the limit of {MAX_BODY} bytes (a status is at most {MAX_STATUS_CHARS} characters)"
+            ),
+            JsonRejection::JsonSyntaxError(e) => format!("the body is not valid JSON: {}", e.body_text()),
+            JsonRejection::JsonDataError(e) => {
+                format!("the body does not fit this endpoint: {}", e.body_text())
+            }
+            other => format!("cannot read the request body: {}", other.body_text()),
+        };
+        ApiError::new(status, message)
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
+        ApiError::new(
+            rejection.status(),
+            format!("bad query parameters: {}", rejection.body_text()),
+        )
+    }
+}
+
+/// `Json<T>` whose rejections are [`ApiError`]s, so a bad body gets the API's JSON error.
+struct Body<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<T>::from_request(req, state).await?;
+        Ok(Body(value))
+    }
+}
+
+/// `Query<T>` whose rejections are [`ApiError`]s.
+struct Params<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Params(value))
+    }
+}
+
+/// Any error answer that is not JSON yet (one a layer or axum itself made) becomes the API's
+/// JSON error, keeping its status and its words, so every client reads one shape.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    // Such bodies are a line of text; a longer one is not a message worth passing on.
+    let text = axum::body::to_bytes(body, 1024)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty() && !status.is_server_error());
+    let message = text.unwrap_or_else(|| {
+        status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_lowercase()
+    });
+    let mut fresh = ApiError::new(status, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            fresh.headers_mut().append(name, value.clone());
+        }
+    }
+    fresh
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(json!({ "error": self.message }))).into_response()
@@ -175,10 +317,11 @@ async fn with_live<T: Send + 'static>(
 ) -> ApiResult<T> {
     let live = node.live().ok_or_else(|| ApiError::not_live(node))?;
     let node = node.clone();
+    let data_dir = node.app.store.root().to_owned();
     tokio::task::spawn_blocking(move || f(&node, &live))
         .await
         .map_err(|e| ApiError::from(anyhow::anyhow!("task failed: {e}")))?
-        .map_err(ApiError::from)
+        .map_err(|err| ApiError::failure(err, Some(&data_dir)))
 }
 
 /// A write's answer: its report as JSON, as text and its warnings (what the CLI prints).
@@ -311,6 +454,13 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such page or endpoint")
 }
 
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {method} is not allowed here: pages and reads are GET, writes are POST"),
+    )
+}
+
 // ---- reads ----
 
 async fn me(State(state): State<AppState>) -> ApiResult<Json<Value>> {
@@ -363,7 +513,10 @@ fn cursor(q: &Option<String>) -> ApiResult<Option<Cursor>> {
     }
 }
 
-async fn feed(State(state): State<AppState>, Query(q): Query<PageQuery>) -> ApiResult<Json<Value>> {
+async fn feed(
+    State(state): State<AppState>,
+    Params(q): Params<PageQuery>,
+) -> ApiResult<Json<Value>> {
     let cursor = cursor(&q.cursor)?;
     let limit = q.limit.unwrap_or(20);
     with_live(&state.node, move |_, live| {
@@ -387,7 +540,7 @@ struct UrlQuery {
 
 async fn thread(
     State(state): State<AppState>,
-    Query(q): Query<UrlQuery>,
+    Params(q): Params<UrlQuery>,
 ) -> ApiResult<Json<Value>> {
     let url: ArchiveUrl = q
         .url
@@ -452,7 +605,7 @@ async fn thread(
 
 async fn profile(
     State(state): State<AppState>,
-    Query(q): Query<UrlQuery>,
+    Params(q): Params<UrlQuery>,
 ) -> ApiResult<Json<Value>> {
     let url = ArchiveUrl::parse_lenient(&q.url).map_err(|e| ApiError::bad(format!("{e}")))?;
     let key: PublicKey = url.key().into();
@@ -500,7 +653,7 @@ struct LimitQuery {
 
 async fn notifications(
     State(state): State<AppState>,
-    Query(q): Query<LimitQuery>,
+    Params(q): Params<LimitQuery>,
 ) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     with_live(&state.node, move |node, live| {
@@ -613,7 +766,7 @@ struct IdentityBody {
 
 async fn create_identity(
     State(state): State<AppState>,
-    Json(body): Json<IdentityBody>,
+    Body(body): Body<IdentityBody>,
 ) -> ApiResult<Json<Value>> {
     let node = state.node.clone();
     if node.live().is_some() {
@@ -622,7 +775,10 @@ async fn create_identity(
             "an identity already exists here",
         ));
     }
-    let created = node.create_identity(body.name, body.bio).await?;
+    let created = node
+        .create_identity(body.name, body.bio)
+        .await
+        .map_err(|err| ApiError::failure(err, Some(node.app.store.root())))?;
     let _ = node.events.send(Event::Ready { indexing: true });
     Ok(done(&created)?)
 }
@@ -634,7 +790,7 @@ struct TextBody {
 
 async fn post_status(
     State(state): State<AppState>,
-    Json(body): Json<TextBody>,
+    Body(body): Body<TextBody>,
 ) -> ApiResult<Json<Value>> {
     with_live(&state.node, move |node, live| {
         let known = live.known_names()?;
@@ -653,7 +809,7 @@ struct ReplyBody {
 
 async fn reply(
     State(state): State<AppState>,
-    Json(body): Json<ReplyBody>,
+    Body(body): Body<ReplyBody>,
 ) -> ApiResult<Json<Value>> {
     with_live(&state.node, move |node, live| {
         let url = publish::status_url(&node.app, &body.url)?;
@@ -695,7 +851,7 @@ struct UrlBody {
     url: String,
 }
 
-async fn like(State(state): State<AppState>, Json(body): Json<UrlBody>) -> ApiResult<Json<Value>> {
+async fn like(State(state): State<AppState>, Body(body): Body<UrlBody>) -> ApiResult<Json<Value>> {
     with_live(&state.node, move |node, live| {
         let liked = publish::like_in(&live.own, publish::status_url(&node.app, &body.url)?)?;
         node.refresh(live, &live.own.key())?;
@@ -706,7 +862,7 @@ async fn like(State(state): State<AppState>, Json(body): Json<UrlBody>) -> ApiRe
 
 async fn unlike(
     State(state): State<AppState>,
-    Json(body): Json<UrlBody>,
+    Body(body): Body<UrlBody>,
 ) -> ApiResult<Json<Value>> {
     with_live(&state.node, move |node, live| {
         let unliked = publish::unlike_in(&live.own, publish::status_url(&node.app, &body.url)?)?;
@@ -718,7 +874,7 @@ async fn unlike(
 
 async fn delete(
     State(state): State<AppState>,
-    Json(body): Json<UrlBody>,
+    Body(body): Body<UrlBody>,
 ) -> ApiResult<Json<Value>> {
     with_live(&state.node, move |node, live| {
         let deleted = publish::delete_in(&live.own, &body.url)?;
@@ -730,7 +886,7 @@ async fn delete(
 
 async fn follow(
     State(state): State<AppState>,
-    Json(body): Json<UrlBody>,
+    Body(body): Body<UrlBody>,
 ) -> ApiResult<Json<Value>> {
     with_live(&state.node, move |node, live| {
         let followed = follows::follow_in(&node.app, &live.own, &body.url)?;
@@ -743,7 +899,7 @@ async fn follow(
 
 async fn unfollow(
     State(state): State<AppState>,
-    Json(body): Json<UrlBody>,
+    Body(body): Body<UrlBody>,
 ) -> ApiResult<Json<Value>> {
     with_live(&state.node, move |node, live| {
         let unfollowed = follows::unfollow_in(&node.app, &live.own, &body.url)?;
@@ -762,7 +918,7 @@ struct ProfileBody {
 
 async fn edit_profile(
     State(state): State<AppState>,
-    Json(body): Json<ProfileBody>,
+    Body(body): Body<ProfileBody>,
 ) -> ApiResult<Json<Value>> {
     if body.name.is_none() && body.bio.is_none() {
         return Err(ApiError::bad("give a name, a bio, or both"));
@@ -783,7 +939,7 @@ struct ReadBody {
 
 async fn mark_read(
     State(state): State<AppState>,
-    Json(body): Json<ReadBody>,
+    Body(body): Body<ReadBody>,
 ) -> ApiResult<Json<Value>> {
     let up_to = match body.up_to.as_deref() {
         Some(t) => Some(
@@ -813,7 +969,7 @@ struct FileBody {
 /// Writes a `/proofs/` or `/hosting/` file (`fritter host` through serve), validated.
 async fn put_file(
     State(state): State<AppState>,
-    Json(body): Json<FileBody>,
+    Body(body): Body<FileBody>,
 ) -> ApiResult<Json<Value>> {
     with_live(&state.node, move |node, live| {
         let written = host::put_in(&live.own, &body.path, body.value)?;
