@@ -298,17 +298,24 @@ fn a_full_disk_is_said_plainly_through_serve() {
         ("x-fritter-token", serve.token.as_str()),
         ("content-type", "application/json"),
     ];
-    check_error(
-        request(&serve, "POST", "/api/post", &writer, Some(&body)),
-        507,
-        &want,
-        "a post on a full disk",
-    );
+    // The last pages of the log's files may still hold a post or two: write until they are full.
+    let mut answer = request(&serve, "POST", "/api/post", &writer, Some(&body));
+    for _ in 0..20 {
+        if answer.0 != 200 {
+            break;
+        }
+        answer = request(&serve, "POST", "/api/post", &writer, Some(&body));
+    }
+    check_error(answer, 507, &want, "a post on a full disk");
     f.run(["post", &text]).fails(1, &want);
     // Reads keep working.
     let (status, feed) = serve.get("/api/feed");
     assert_eq!(status, 200, "{feed}");
-    assert_eq!(feed["items"][0]["text"], "before the disk filled up");
+    let texts: Vec<&str> = feed["items"]
+        .as_array()
+        .map(|items| items.iter().filter_map(|i| i["text"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(texts.contains(&"before the disk filled up"), "{feed}");
 
     // Once space is back, writes work again.
     std::fs::remove_file(filler).expect("free the space");
