@@ -60,16 +60,13 @@ pub fn scan_tags(text: &str) -> TagScan {
     let mut seen = std::collections::HashSet::new();
     scan(text, Sigil::Tag, |_, name| {
         match normalize_tag(name) {
-            Some(tag) => {
-                if seen.insert(tag.clone()) {
-                    out.tags.push(tag);
-                }
-            }
+            Some(tag) if seen.insert(tag.clone()) => out.tags.push(tag),
+            Some(_) => {}
             // Refused for its length, not for lacking a letter (`#123` is no tag at all).
-            None if name.chars().any(char::is_alphabetic) => {
-                if !out.too_long.iter().any(|t| t == name) {
-                    out.too_long.push(name.to_owned());
-                }
+            None if name.chars().any(char::is_alphabetic)
+                && !out.too_long.iter().any(|t| t == name) =>
+            {
+                out.too_long.push(name.to_owned())
             }
             None => {}
         }
