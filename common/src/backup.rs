@@ -26,20 +26,28 @@ const MAX_HEADER: u64 = 16 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
-    #[error("{what} {}: {source}", path.display())]
+    /// The cause is in the message and deliberately not `source()`, as in `StoreError::Io`.
+    #[error("{what} {}: {cause}", path.display())]
     Io {
         what: &'static str,
         path: PathBuf,
-        source: io::Error,
+        cause: io::Error,
     },
     #[error("{0} is not a fritter backup: {1}")]
     NotABackup(PathBuf, String),
     #[error("backup {0} is damaged: {1}")]
     Damaged(PathBuf, String),
+    /// Its reason is in the message, so it is not also the `source()`.
     #[error("the backup's archive does not verify: {0}")]
-    Invalid(#[from] LogError),
+    Invalid(LogError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<LogError> for BackupError {
+    fn from(err: LogError) -> BackupError {
+        BackupError::Invalid(err)
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -95,10 +103,10 @@ pub fn export(store: &Store, out: &Path) -> Result<BackupSummary, BackupError> {
     let mut files = Vec::new();
     for name in FILES {
         let path = dir.join(name);
-        let (bytes, blake2b) = digest_file(&path).map_err(|source| BackupError::Io {
+        let (bytes, blake2b) = digest_file(&path).map_err(|cause| BackupError::Io {
             what: "reading",
             path,
-            source,
+            cause,
         })?;
         files.push(FileEntry {
             name: name.to_owned(),
@@ -116,10 +124,10 @@ pub fn export(store: &Store, out: &Path) -> Result<BackupSummary, BackupError> {
     let tmp = out.with_extension("partial");
     let io = |what| {
         let tmp = tmp.clone();
-        move |source| BackupError::Io {
+        move |cause| BackupError::Io {
             what,
             path: tmp,
-            source,
+            cause,
         }
     };
     let mut w = fs::OpenOptions::new()
@@ -136,10 +144,10 @@ pub fn export(store: &Store, out: &Path) -> Result<BackupSummary, BackupError> {
     let mut total = 0;
     for f in &manifest.files {
         let path = dir.join(&f.name);
-        let mut src = File::open(&path).map_err(|source| BackupError::Io {
+        let mut src = File::open(&path).map_err(|cause| BackupError::Io {
             what: "reading",
             path: path.clone(),
-            source,
+            cause,
         })?;
         // Copy exactly the digested length even if the file grew meanwhile.
         let copied = io::copy(&mut (&mut src).take(f.bytes), &mut w).map_err(io("writing"))?;
@@ -153,10 +161,10 @@ pub fn export(store: &Store, out: &Path) -> Result<BackupSummary, BackupError> {
     }
     w.sync_all().map_err(io("syncing"))?;
     drop(w);
-    fs::rename(&tmp, out).map_err(|source| BackupError::Io {
+    fs::rename(&tmp, out).map_err(|cause| BackupError::Io {
         what: "renaming",
         path: out.to_owned(),
-        source,
+        cause,
     })?;
     Ok(BackupSummary {
         archive: key,
@@ -181,20 +189,20 @@ impl Mode0600 for fs::OpenOptions {
 pub fn import(store: &Store, input: &Path) -> Result<BackupSummary, BackupError> {
     let not = |why: &str| BackupError::NotABackup(input.to_owned(), why.to_owned());
     let damaged = |why: String| BackupError::Damaged(input.to_owned(), why);
-    let file = File::open(input).map_err(|source| BackupError::Io {
+    let file = File::open(input).map_err(|cause| BackupError::Io {
         what: "opening",
         path: input.to_owned(),
-        source,
+        cause,
     })?;
     let mut r = BufReader::new(file);
     let mut line = Vec::new();
     (&mut r)
         .take(MAX_HEADER)
         .read_until(b'\n', &mut line)
-        .map_err(|source| BackupError::Io {
+        .map_err(|cause| BackupError::Io {
             what: "reading",
             path: input.to_owned(),
-            source,
+            cause,
         })?;
     if line.last() != Some(&b'\n') {
         return Err(not("no description line"));
@@ -226,24 +234,25 @@ pub fn import(store: &Store, input: &Path) -> Result<BackupSummary, BackupError>
     let final_dir = store.archive_dir(&key);
     let staging = final_dir.with_extension("import");
     let _ = fs::remove_dir_all(&staging);
-    fs::create_dir_all(&staging).map_err(|source| BackupError::Io {
+    store.create_root()?;
+    fs::create_dir_all(&staging).map_err(|cause| BackupError::Io {
         what: "creating",
         path: staging.clone(),
-        source,
+        cause,
     })?;
     let mut total = 0;
     for f in &manifest.files {
         let path = staging.join(&f.name);
-        let mut out = File::create(&path).map_err(|source| BackupError::Io {
+        let mut out = File::create(&path).map_err(|cause| BackupError::Io {
             what: "creating",
             path: path.clone(),
-            source,
+            cause,
         })?;
         let copied =
-            io::copy(&mut (&mut r).take(f.bytes), &mut out).map_err(|source| BackupError::Io {
+            io::copy(&mut (&mut r).take(f.bytes), &mut out).map_err(|cause| BackupError::Io {
                 what: "writing",
                 path: path.clone(),
-                source,
+                cause,
             })?;
         if copied != f.bytes {
             return Err(damaged(format!(
@@ -251,15 +260,15 @@ pub fn import(store: &Store, input: &Path) -> Result<BackupSummary, BackupError>
                 f.name, f.bytes
             )));
         }
-        out.sync_all().map_err(|source| BackupError::Io {
+        out.sync_all().map_err(|cause| BackupError::Io {
             what: "syncing",
             path: path.clone(),
-            source,
+            cause,
         })?;
-        let (_, digest) = digest_file(&path).map_err(|source| BackupError::Io {
+        let (_, digest) = digest_file(&path).map_err(|cause| BackupError::Io {
             what: "reading",
             path: path.clone(),
-            source,
+            cause,
         })?;
         if digest != f.blake2b {
             return Err(damaged(format!("{} does not match its checksum", f.name)));
@@ -274,16 +283,16 @@ pub fn import(store: &Store, input: &Path) -> Result<BackupSummary, BackupError>
     };
     if final_dir.exists() {
         // A replica of the same archive may be stored already; the verified backup replaces it.
-        fs::remove_dir_all(&final_dir).map_err(|source| BackupError::Io {
+        fs::remove_dir_all(&final_dir).map_err(|cause| BackupError::Io {
             what: "replacing",
             path: final_dir.clone(),
-            source,
+            cause,
         })?;
     }
-    fs::rename(&staging, &final_dir).map_err(|source| BackupError::Io {
+    fs::rename(&staging, &final_dir).map_err(|cause| BackupError::Io {
         what: "moving",
         path: final_dir.clone(),
-        source,
+        cause,
     })?;
     store.save_identity(&kp)?;
     Ok(BackupSummary {

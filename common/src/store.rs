@@ -20,11 +20,13 @@ use crate::log::{Access, DiskStorage, Log, LogError};
 /// Errors of the data directory.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{what} {}: {source}", path.display())]
+    /// The cause is part of the message and deliberately not the error's `source()`: a chain
+    /// printed whole (`{:#}`) would otherwise say it twice.
+    #[error("{what} {}: {cause}", path.display())]
     Io {
         what: &'static str,
         path: PathBuf,
-        source: io::Error,
+        cause: io::Error,
     },
     #[error("no identity in {}: run `fritter init --name NAME` first (or `fritter import FILE`)", .0.display())]
     NoIdentity(PathBuf),
@@ -46,7 +48,7 @@ pub enum StoreError {
 
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
     let path = path.to_owned();
-    move |source| StoreError::Io { what, path, source }
+    move |cause| StoreError::Io { what, path, cause }
 }
 
 /// A node's data directory.
@@ -97,8 +99,9 @@ impl Store {
     /// logs' files opened through a cache of at most `max_open_files` descriptors, so it can hold
     /// many more archives than a process may have descriptors.
     pub fn exclusive(root: impl Into<PathBuf>, max_open_files: usize) -> Result<Self, StoreError> {
-        let root = root.into();
-        fs::create_dir_all(&root).map_err(io_err("creating", &root))?;
+        let store = Store::new(root);
+        store.create_root()?;
+        let root = store.root;
         let lock = take_lock(&root.join("LOCK")).map_err(|e| e.for_dir(&root))?;
         Ok(Store {
             root,
@@ -119,6 +122,22 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Creates the data directory if it is missing, readable by its owner only: it holds the
+    /// secret key, the write token and everything followed. A directory that exists keeps the
+    /// mode its owner gave it; missing parents are created as usual.
+    pub fn create_root(&self) -> Result<(), StoreError> {
+        use std::os::unix::fs::DirBuilderExt;
+        if let Some(parent) = self.root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+        }
+        match fs::DirBuilder::new().mode(0o700).create(&self.root) {
+            Err(e) if !(e.kind() == io::ErrorKind::AlreadyExists && self.root.is_dir()) => {
+                Err(io_err("creating", &self.root)(e))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn key_path(&self) -> PathBuf {
@@ -144,7 +163,7 @@ impl Store {
                 return Err(StoreError::Io {
                     what: "reading",
                     path,
-                    source: e,
+                    cause: e,
                 })
             }
         }
@@ -172,6 +191,7 @@ impl Store {
         }
         let path = self.key_path();
         let dir = path.parent().unwrap_or(&self.root).to_owned();
+        self.create_root()?;
         fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
             .map_err(io_err("securing", &dir))?;
@@ -202,6 +222,7 @@ impl Store {
             return Ok(None);
         }
         let dir = self.archive_dir(key);
+        self.create_root()?;
         fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
         take_lock(&dir.join("LOCK"))
             .map(Some)
@@ -255,7 +276,7 @@ impl Store {
                 return Err(StoreError::Io {
                     what: "listing",
                     path: dir,
-                    source: e,
+                    cause: e,
                 })
             }
         };
@@ -347,4 +368,33 @@ pub fn raise_fd_limit() -> Option<u64> {
         }
     }
     Some(lim.rlim_cur)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_new_data_directory_is_the_owners_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path().join("parent").join("data"));
+        store.save_identity(&KeyPair::from_seed(&[7; 32])).unwrap();
+        assert_eq!(mode(store.root()), 0o700);
+        drop(store.open_own().unwrap());
+
+        let service = tmp.path().join("crawler");
+        drop(Store::exclusive(&service, 16).unwrap());
+        assert_eq!(mode(&service), 0o700);
+
+        // One that exists keeps its owner's choice.
+        let shared = tmp.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o750)).unwrap();
+        Store::new(&shared).create_root().unwrap();
+        assert_eq!(mode(&shared), 0o750);
+    }
 }

@@ -58,10 +58,12 @@ pub enum Command {
     },
 
     /// Publish a status; #tags and @mentions of people you follow are picked up from the text
-    #[command(after_help = "Example: fritter post \"Lunch with @bob at the #café\"")]
+    #[command(
+        after_help = "Example: fritter post \"Lunch with @bob at the #café\"\n\
+Text that starts with - goes after --: fritter post -- \"-5 degrees today\""
+    )]
     Post {
         /// What to say (1 to 1000 characters)
-        #[arg(allow_hyphen_values = true)]
         text: String,
     },
 
@@ -70,8 +72,7 @@ pub enum Command {
     Reply {
         /// The status answered: hyper://<key>/statuses/<id>.json, or /statuses/<id>.json for yours
         url: String,
-        /// What to say (1 to 1000 characters)
-        #[arg(allow_hyphen_values = true)]
+        /// What to say (1 to 1000 characters; after --, if it starts with -)
         text: String,
     },
 
@@ -293,9 +294,21 @@ mod tests {
     #[test]
     fn global_flags_go_anywhere() {
         let cli =
-            Cli::try_parse_from(["fritter", "post", "--json", "-x", "--data-dir", "/d"]).unwrap();
+            Cli::try_parse_from(["fritter", "post", "--json", "hi", "--data-dir", "/d"]).unwrap();
         assert!(cli.json);
         assert_eq!(cli.data_dir, Some(PathBuf::from("/d")));
-        assert!(matches!(cli.command, Command::Post { text } if text == "-x"));
+        assert!(matches!(cli.command, Command::Post { text } if text == "hi"));
+    }
+
+    #[test]
+    fn unknown_flags_are_errors_and_text_after_double_dash_is_text() {
+        let err = Cli::try_parse_from(["fritter", "post", "--txt"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
+        let cli = Cli::try_parse_from(["fritter", "post", "--json", "--", "--txt"]).unwrap();
+        assert!(cli.json);
+        assert!(matches!(cli.command, Command::Post { text } if text == "--txt"));
+        let cli =
+            Cli::try_parse_from(["fritter", "reply", "/statuses/x.json", "--", "-1"]).unwrap();
+        assert!(matches!(cli.command, Command::Reply { text, .. } if text == "-1"));
     }
 }

@@ -80,6 +80,9 @@ pub fn run(cli: Cli, out: &mut Output<'_>) -> anyhow::Result<()> {
     // While `fritter serve` holds the archive, writes go through it.
     let through_serve = remote::request_for(&cli.command);
     match run_here(&app, cli.command, out) {
+        Err(err) if is_storage_full(&err) => {
+            Err(err.context(storage_full_message(Some(app.store.root()))))
+        }
         Err(err) if remote::is_locked(&err) => match (through_serve, remote::Remote::find(&app)) {
             (Some((path, body)), Some(serve)) => {
                 tracing::debug!(
@@ -141,4 +144,38 @@ fn run_here(app: &App, command: Command, out: &mut Output<'_>) -> anyhow::Result
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.downcast_ref::<std::io::Error>()
         .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Whether an error means the data directory's disk is full, wherever in its chain the log or
+/// the store found out. (A bare I/O error is not counted: it may be about another disk, such as
+/// the one stdout goes to.)
+pub fn is_storage_full(err: &anyhow::Error) -> bool {
+    use fritter_common::archive::ArchiveError;
+    use fritter_common::log::LogError;
+    use fritter_common::store::StoreError;
+    use std::io::ErrorKind::StorageFull;
+    err.chain().any(|e| {
+        e.downcast_ref::<LogError>()
+            .is_some_and(LogError::is_storage_full)
+            || matches!(e.downcast_ref::<ArchiveError>(), Some(ArchiveError::Log(log)) if log.is_storage_full())
+            || match e.downcast_ref::<StoreError>() {
+                Some(StoreError::Log(log)) => log.is_storage_full(),
+                Some(StoreError::Io { cause, .. }) => cause.kind() == StorageFull,
+                _ => false,
+            }
+    })
+}
+
+/// What to tell the user when the disk is full: the same words with and without `fritter serve`.
+pub fn storage_full_message(data_dir: Option<&std::path::Path>) -> String {
+    match data_dir {
+        Some(dir) => format!(
+            "no space left on device: free space on the disk of {} and try again",
+            dir.display()
+        ),
+        None => {
+            "no space left on device: free space on the disk of the data directory and try again"
+                .to_owned()
+        }
+    }
 }

@@ -75,6 +75,9 @@ pub struct Deleted {
 
 /// Publishes a status, its `@names` resolved against the followed archives held here.
 pub fn post(app: &App, text: &str) -> anyhow::Result<Posted> {
+    // A text too long is refused here, before the lock: with `fritter serve` holding it, the
+    // request would otherwise be sent to it only to be refused there.
+    compose::check_text(text)?;
     let own = app.store.open_own()?;
     let known = known_names(app, &own)?;
     post_in(&own, &known, text)
@@ -82,12 +85,13 @@ pub fn post(app: &App, text: &str) -> anyhow::Result<Posted> {
 
 /// Publishes a status into `own` (held open by the caller, e.g. `fritter serve`).
 pub fn post_in(own: &Archive, known: &KnownNames, text: &str) -> anyhow::Result<Posted> {
-    let draft = compose::status(text, Timestamp::now(), &known.names);
+    let draft = compose::status(text, Timestamp::now(), &known.names)?;
     write_status(own, draft, known.not_held.len())
 }
 
 /// Publishes a reply to the status at `target`, pinned to the entry that wrote it.
 pub fn reply(app: &App, target: &str, text: &str) -> anyhow::Result<Posted> {
+    compose::check_text(text)?;
     let own = app.store.open_own()?;
     let parent_url = status_url(app, target)?;
     let key: PublicKey = parent_url.key().into();
@@ -124,7 +128,7 @@ pub fn reply_in(
         &known.names,
         parent,
         own.key().into(),
-    );
+    )?;
     write_status(own, draft, known.not_held.len())
 }
 

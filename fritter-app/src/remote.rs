@@ -92,9 +92,12 @@ impl Remote {
             .limit(16 * 1024 * 1024)
             .read_to_string()
             .context("cannot read the answer of `fritter serve`")?;
-        let value: Value = serde_json::from_str(&text).with_context(|| {
-            format!("`fritter serve` answered {status} with something other than JSON")
-        })?;
+        let Ok(value) = serde_json::from_str::<Value>(&text) else {
+            // Not the API's answer (a proxy's, or an older server's): its first words say more
+            // than "not JSON" would.
+            let words: String = text.trim().chars().take(200).collect();
+            return Err(anyhow!("`fritter serve` answered {status}: {words}"));
+        };
         if !status.is_success() {
             let message = value["error"].as_str().unwrap_or("request failed");
             return Err(anyhow!("{message}"));

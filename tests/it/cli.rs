@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use fritter_tests::Fritter;
+use fritter_tests::{Fritter, Run};
 use serde_json::{json, Value};
 
 /// The weak (small-order) ed25519 key that must be refused everywhere.
@@ -509,4 +509,119 @@ fn every_command_has_help() {
         let help = f.run([command, "--help"]).success();
         help.check(help.stdout.contains("Usage: fritter"), "expected usage");
     }
+}
+
+/// Runs `fritter --data-dir <data_dir> <args>` with `RUST_LOG` set, its stderr a pipe (not a
+/// terminal).
+fn run_logged(data_dir: &std::path::Path, rust_log: &str, args: &[&str]) -> Run {
+    let mut cmd = Command::new(fritter_tests::fritter_bin());
+    cmd.arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("FRITTER_DATA_DIR")
+        .env_remove("CLICOLOR_FORCE")
+        .env_remove("NO_COLOR")
+        .env("RUST_LOG", rust_log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let output = fritter_tests::spawn(&mut cmd)
+        .and_then(|child| child.wait_with_output())
+        .expect("run fritter");
+    Run::new(&cmd, output)
+}
+
+#[test]
+fn unknown_flags_are_errors_and_text_after_double_dash_is_text() {
+    let f = Fritter::new();
+    f.init("Dash");
+    let usage = f.run(["post", "--txt"]);
+    usage.check(usage.code == Some(2), "expected a usage error");
+    usage.check(
+        usage.stderr.contains("unexpected argument '--txt'") && usage.stderr.contains("-- --txt"),
+        "expected the error to name the flag and the way to post it as text",
+    );
+    let usage = f.run(["reply", "/statuses/x.json", "-v"]);
+    usage.check(usage.code == Some(2), "expected a usage error for reply");
+    assert_eq!(
+        f.json(["ls", "/statuses"])["files"],
+        json!([]),
+        "nothing posted"
+    );
+
+    let posted = f.json(["post", "--", "--txt"]);
+    assert_eq!(posted["status"]["text"], "--txt");
+}
+
+#[test]
+fn causes_are_said_once() {
+    let f = Fritter::new();
+    let missing = f.data_dir().join("no-such-backup");
+    let run = f
+        .run(["import", missing.to_str().unwrap()])
+        .fails(1, "No such file or directory (os error 2)");
+    run.check(
+        run.stderr.matches("No such file or directory").count() == 1,
+        "expected the cause once",
+    );
+
+    // A data directory that cannot be made: the store's error, once.
+    let file = f.data_dir().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let run = run_logged(&file.join("data"), "warn", &["init", "--name", "X"])
+        .fails(1, "Not a directory (os error 20)");
+    run.check(
+        run.stderr.matches("Not a directory").count() == 1,
+        "expected the cause once",
+    );
+}
+
+#[test]
+fn no_colour_codes_when_stderr_is_not_a_terminal() {
+    let f = Fritter::new();
+    f.init("Plain");
+    // Logs at debug and an error.
+    let run = run_logged(f.data_dir(), "debug", &["like", "/profile.json"]);
+    run.check(run.code == Some(1), "expected the command to fail");
+    run.check(run.stderr.contains("DEBUG"), "expected debug logs");
+    run.check(!run.stderr.contains('\u{1b}'), "expected no escape codes");
+    // A usage error from clap.
+    let run = run_logged(f.data_dir(), "debug", &["post", "--txt"]);
+    run.check(run.code == Some(2), "expected a usage error");
+    run.check(!run.stderr.contains('\u{1b}'), "expected no escape codes");
+}
+
+#[test]
+fn tags_and_mentions_are_never_dropped_in_silence() {
+    let p = pair();
+    let tags: String = (0..25).map(|i| format!("#t{i} ")).collect();
+    p.alice.run(["post", &tags]).fails(
+        1,
+        "the status has 25 different #tags; the limit is 20: remove 5 of them",
+    );
+    p.alice
+        .run(["post", &format!("#{}", "a".repeat(65))])
+        .fails(1, "a tag is at most 64");
+    assert_eq!(
+        p.alice.json(["ls", "/statuses"])["files"],
+        json!([]),
+        "nothing was written"
+    );
+    // Twenty tags fit, all of them kept.
+    let tags: String = (0..20).map(|i| format!("#t{i} ")).collect();
+    let posted = p.alice.json(["post", &tags]);
+    assert_eq!(posted["status"]["tags"].as_array().map(Vec::len), Some(20));
+}
+
+#[test]
+fn a_new_data_directory_is_private() {
+    let f = Fritter::new();
+    let dir = f.data_dir().join("fresh");
+    run_logged(&dir, "warn", &["init", "--name", "Private"]).success();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&dir)
+            .expect("the data directory")
+            .permissions(),
+    ) & 0o777;
+    assert_eq!(mode, 0o700, "the data directory holds the secret key");
 }

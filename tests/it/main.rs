@@ -11,5 +11,6 @@ mod crash;
 mod crawler;
 mod crawler_web;
 mod hosting;
+mod serve_errors;
 mod sync;
 mod web;

@@ -78,6 +78,6 @@ pub use path::FilePath;
 pub use profile::Profile;
 pub use proof::{OwnershipProof, ServiceUrl};
 pub use status::{Mention, Reply, Status, ThreadRef};
-pub use text::{extract_mentions, extract_tags, resolve_mentions, MentionSpan};
+pub use text::{extract_mentions, extract_tags, resolve_mentions, scan_tags, MentionSpan, TagScan};
 pub use timestamp::Timestamp;
 pub use url::ArchiveUrl;

@@ -43,6 +43,38 @@ pub fn extract_tags(text: &str) -> Vec<String> {
     tags
 }
 
+/// Every `#word` of a text that could be a tag, for a writer who must refuse rather than let
+/// [`extract_tags`] drop some: the tags it finds (by the same rules, without the count limit)
+/// and the `#words` left out because they are longer than [`MAX_TAG_CHARS`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TagScan {
+    /// The distinct tags, lowercased, in order of first appearance; may exceed [`MAX_TAGS`].
+    pub tags: Vec<String>,
+    /// The `#words` (as written, without `#`) too long to be tags, each once.
+    pub too_long: Vec<String>,
+}
+
+/// Scans the whole text for tags; see [`TagScan`]. Linear in the text, like [`extract_tags`].
+pub fn scan_tags(text: &str) -> TagScan {
+    let mut out = TagScan::default();
+    let mut seen = std::collections::HashSet::new();
+    scan(text, Sigil::Tag, |_, name| {
+        match normalize_tag(name) {
+            Some(tag) if seen.insert(tag.clone()) => out.tags.push(tag),
+            Some(_) => {}
+            // Refused for its length, not for lacking a letter (`#123` is no tag at all).
+            None if name.chars().any(char::is_alphabetic)
+                && !out.too_long.iter().any(|t| t == name) =>
+            {
+                out.too_long.push(name.to_owned())
+            }
+            None => {}
+        }
+        true
+    });
+    out
+}
+
 /// Every `@name` in a text, in order, at most [`MAX_MENTION_SPANS`].
 ///
 /// Names follow the rules of tags (see [`extract_tags`]), may also hold `-` and `.`, never end with
@@ -318,6 +350,24 @@ mod tests {
 
     fn check_tags(text: &str, expected: &[&str]) {
         assert_eq!(extract_tags(text), expected, "tags of {text:?}");
+    }
+
+    #[test]
+    fn scan_tags_finds_what_extract_tags_drops() {
+        let words: String = (0..25).map(|i| format!("#t{i} ")).collect();
+        let long = "a".repeat(MAX_TAG_CHARS + 1);
+        let text = format!("{words}#{long} #{long} #123 #T0");
+        let scan = scan_tags(&text);
+        assert_eq!(scan.tags.len(), 25);
+        assert_eq!(scan.tags[..MAX_TAGS], extract_tags(&text)[..]);
+        assert_eq!(scan.too_long, [long]);
+        assert_eq!(
+            scan_tags("#fine #Fine"),
+            TagScan {
+                tags: vec!["fine".into()],
+                too_long: vec![]
+            }
+        );
     }
 
     fn check_mentions(text: &str, expected: &[&str]) {

@@ -16,7 +16,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -32,6 +32,7 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::assets;
+use super::error::{ApiError, ApiResult, Body, Params};
 use super::node::{Event, Live, Node};
 use crate::compose::Parent;
 use crate::index::{status_key, Cursor};
@@ -40,7 +41,7 @@ use crate::views::{Author, Item, NotificationShown, Views};
 use crate::{follows, host, identity, publish};
 
 /// Largest request body: a status is at most 4000 bytes of text.
-const MAX_BODY: usize = 64 * 1024;
+pub(super) const MAX_BODY: usize = 64 * 1024;
 
 /// The header that carries the write token.
 pub const TOKEN_HEADER: &str = "x-fritter-token";
@@ -84,8 +85,10 @@ pub fn router(node: Arc<Node>, stop: watch::Receiver<bool>) -> Router {
         .route("/api/events", get(events))
         .merge(writes)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(node, guard_host))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(super::error::json_errors))
         // Failures are logged where they happen (`ApiError`); 4xx/5xx answers are routine here.
         .layer(
             tower_http::trace::TraceLayer::new_for_http().on_failure(
@@ -95,79 +98,6 @@ pub fn router(node: Arc<Node>, stop: watch::Receiver<bool>) -> Router {
         .with_state(state)
 }
 
-// ---- errors ----
-
-/// An API error: 4xx with the message for the caller's mistakes, 500 with a generic message
-/// (the cause logged) for ours.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            message: message.into(),
-        }
-    }
-
-    fn bad(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, message)
-    }
-
-    fn not_live(node: &Node) -> ApiError {
-        if let Some(why) = node.failure() {
-            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why);
-        }
-        if node.starting() {
-            return ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "starting: opening your archives, try again in a moment",
-            );
-        }
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "no identity yet: choose a name first (POST /api/identity)",
-        )
-    }
-}
-
-impl From<anyhow::Error> for ApiError {
-    fn from(err: anyhow::Error) -> ApiError {
-        use fritter_common::archive::ArchiveError;
-        use fritter_common::log::LogError;
-        use fritter_common::store::StoreError;
-        let ours = err.chain().any(|e| {
-            e.downcast_ref::<LogError>().is_some()
-                || matches!(e.downcast_ref::<ArchiveError>(), Some(ArchiveError::Log(_)))
-                || matches!(
-                    e.downcast_ref::<StoreError>(),
-                    Some(StoreError::Io { .. } | StoreError::Log(_))
-                )
-                || e.downcast_ref::<std::io::Error>().is_some()
-        });
-        if ours {
-            tracing::error!(error = %format!("{err:#}"), "request failed");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error; see the server's log (RUST_LOG=debug for details)",
-            )
-        } else {
-            ApiError::bad(format!("{err:#}"))
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
-    }
-}
-
-type ApiResult<T> = Result<T, ApiError>;
-
 /// Runs blocking work (log reads and writes) off the async threads, on the live node.
 async fn with_live<T: Send + 'static>(
     node: &Arc<Node>,
@@ -175,10 +105,11 @@ async fn with_live<T: Send + 'static>(
 ) -> ApiResult<T> {
     let live = node.live().ok_or_else(|| ApiError::not_live(node))?;
     let node = node.clone();
+    let data_dir = node.app.store.root().to_owned();
     tokio::task::spawn_blocking(move || f(&node, &live))
         .await
         .map_err(|e| ApiError::from(anyhow::anyhow!("task failed: {e}")))?
-        .map_err(ApiError::from)
+        .map_err(|err| ApiError::failure(err, Some(&data_dir)))
 }
 
 /// A write's answer: its report as JSON, as text and its warnings (what the CLI prints).
@@ -311,6 +242,13 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such page or endpoint")
 }
 
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {method} is not allowed here: pages and reads are GET, writes are POST"),
+    )
+}
+
 // ---- reads ----
 
 async fn me(State(state): State<AppState>) -> ApiResult<Json<Value>> {
@@ -363,7 +301,10 @@ fn cursor(q: &Option<String>) -> ApiResult<Option<Cursor>> {
     }
 }
 
-async fn feed(State(state): State<AppState>, Query(q): Query<PageQuery>) -> ApiResult<Json<Value>> {
+async fn feed(
+    State(state): State<AppState>,
+    Params(q): Params<PageQuery>,
+) -> ApiResult<Json<Value>> {
     let cursor = cursor(&q.cursor)?;
     let limit = q.limit.unwrap_or(20);
     with_live(&state.node, move |_, live| {
@@ -387,7 +328,7 @@ struct UrlQuery {
 
 async fn thread(
     State(state): State<AppState>,
-    Query(q): Query<UrlQuery>,
+    Params(q): Params<UrlQuery>,
 ) -> ApiResult<Json<Value>> {
     let url: ArchiveUrl = q
         .url
@@ -452,7 +393,7 @@ async fn thread(
 
 async fn profile(
     State(state): State<AppState>,
-    Query(q): Query<UrlQuery>,
+    Params(q): Params<UrlQuery>,
 ) -> ApiResult<Json<Value>> {
     let url = ArchiveUrl::parse_lenient(&q.url).map_err(|e| ApiError::bad(format!("{e}")))?;
     let key: PublicKey = url.key().into();
@@ -500,7 +441,7 @@ struct LimitQuery {
 
 async fn notifications(
     State(state): State<AppState>,
-    Query(q): Query<LimitQuery>,
+    Params(q): Params<LimitQuery>,
 ) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     with_live(&state.node, move |node, live| {
@@ -613,7 +554,7 @@ struct IdentityBody {
 
 async fn create_identity(
     State(state): State<AppState>,
-    Json(body): Json<IdentityBody>,
+    Body(body): Body<IdentityBody>,
 ) -> ApiResult<Json<Value>> {
     let node = state.node.clone();
     if node.live().is_some() {
@@ -622,7 +563,10 @@ async fn create_identity(
             "an identity already exists here",
         ));
     }
-    let created = node.create_identity(body.name, body.bio).await?;
+    let created = node
+        .create_identity(body.name, body.bio)
+        .await
+        .map_err(|err| ApiError::failure(err, Some(node.app.store.root())))?;
     let _ = node.events.send(Event::Ready { indexing: true });
     Ok(done(&created)?)
 }
@@ -634,7 +578,7 @@ struct TextBody {
 
 async fn post_status(
     State(state): State<AppState>,
-    Json(body): Json<TextBody>,
+    Body(body): Body<TextBody>,
 ) -> ApiResult<Json<Value>> {
     with_live(&state.node, move |node, live| {
         let known = live.known_names()?;
@@ -653,7 +597,7 @@ struct ReplyBody {
 
 async fn reply(
     State(state): State<AppState>,
-    Json(body): Json<ReplyBody>,
+    Body(body): Body<ReplyBody>,
 ) -> ApiResult<Json<Value>> {
     with_live(&state.node, move |node, live| {
         let url = publish::status_url(&node.app, &body.url)?;
@@ -695,7 +639,7 @@ struct UrlBody {
     url: String,
 }
 
-async fn like(State(state): State<AppState>, Json(body): Json<UrlBody>) -> ApiResult<Json<Value>> {
+async fn like(State(state): State<AppState>, Body(body): Body<UrlBody>) -> ApiResult<Json<Value>> {
     with_live(&state.node, move |node, live| {
         let liked = publish::like_in(&live.own, publish::status_url(&node.app, &body.url)?)?;
         node.refresh(live, &live.own.key())?;
@@ -706,7 +650,7 @@ async fn like(State(state): State<AppState>, Json(body): Json<UrlBody>) -> ApiRe
 
 async fn unlike(
     State(state): State<AppState>,
-    Json(body): Json<UrlBody>,
+    Body(body): Body<UrlBody>,
 ) -> ApiResult<Json<Value>> {
     with_live(&state.node, move |node, live| {
         let unliked = publish::unlike_in(&live.own, publish::status_url(&node.app, &body.url)?)?;
@@ -718,7 +662,7 @@ async fn unlike(
 
 async fn delete(
     State(state): State<AppState>,
-    Json(body): Json<UrlBody>,
+    Body(body): Body<UrlBody>,
 ) -> ApiResult<Json<Value>> {
     with_live(&state.node, move |node, live| {
         let deleted = publish::delete_in(&live.own, &body.url)?;
@@ -730,7 +674,7 @@ async fn delete(
 
 async fn follow(
     State(state): State<AppState>,
-    Json(body): Json<UrlBody>,
+    Body(body): Body<UrlBody>,
 ) -> ApiResult<Json<Value>> {
     with_live(&state.node, move |node, live| {
         let followed = follows::follow_in(&node.app, &live.own, &body.url)?;
@@ -743,7 +687,7 @@ async fn follow(
 
 async fn unfollow(
     State(state): State<AppState>,
-    Json(body): Json<UrlBody>,
+    Body(body): Body<UrlBody>,
 ) -> ApiResult<Json<Value>> {
     with_live(&state.node, move |node, live| {
         let unfollowed = follows::unfollow_in(&node.app, &live.own, &body.url)?;
@@ -762,7 +706,7 @@ struct ProfileBody {
 
 async fn edit_profile(
     State(state): State<AppState>,
-    Json(body): Json<ProfileBody>,
+    Body(body): Body<ProfileBody>,
 ) -> ApiResult<Json<Value>> {
     if body.name.is_none() && body.bio.is_none() {
         return Err(ApiError::bad("give a name, a bio, or both"));
@@ -783,7 +727,7 @@ struct ReadBody {
 
 async fn mark_read(
     State(state): State<AppState>,
-    Json(body): Json<ReadBody>,
+    Body(body): Body<ReadBody>,
 ) -> ApiResult<Json<Value>> {
     let up_to = match body.up_to.as_deref() {
         Some(t) => Some(
@@ -813,7 +757,7 @@ struct FileBody {
 /// Writes a `/proofs/` or `/hosting/` file (`fritter host` through serve), validated.
 async fn put_file(
     State(state): State<AppState>,
-    Json(body): Json<FileBody>,
+    Body(body): Body<FileBody>,
 ) -> ApiResult<Json<Value>> {
     with_live(&state.node, move |node, live| {
         let written = host::put_in(&live.own, &body.path, body.value)?;

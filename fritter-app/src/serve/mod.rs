@@ -11,6 +11,7 @@
 pub mod api;
 pub mod assets;
 pub mod crawler;
+mod error;
 pub mod node;
 
 use std::io::Write;

@@ -422,26 +422,90 @@ fn read_marker(app: &App) -> Option<i64> {
     value.get("readUpTo")?.as_i64()
 }
 
-/// Writes a file readable by its owner only, replacing it atomically.
+/// Writes a file readable by its owner only, replacing it atomically. Directories it creates
+/// are the owner's only too (the data directory itself, on a first `fritter serve`).
+///
+/// The temporary file is created fresh (`O_EXCL`) and never through a symlink (`O_NOFOLLOW`):
+/// whoever could plant a link at its predictable name would otherwise have the token written
+/// wherever it points. A leftover from a crash is removed (the link, not its target) and the
+/// creation tried once more.
 pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let dir = path
         .parent()
         .context("a private file needs a parent directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::OpenOptions::new()
+    let create = || {
+        std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .mode(0o600)
             .open(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        f.write_all(bytes)
-            .and_then(|()| f.sync_all())
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-    }
+    };
+    let mut f = match create() {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::remove_file(&tmp)
+            .and_then(|()| create())
+            .with_context(|| format!("cannot replace the leftover {}", tmp.display()))?,
+        opened => opened.with_context(|| format!("cannot write {}", tmp.display()))?,
+    };
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    drop(f);
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::write_private;
+
+    fn mode(path: &std::path::Path) -> u32 {
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    #[test]
+    fn private_files_and_their_new_directories_are_the_owners_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data").join("app").join("token");
+        write_private(&path, b"secret").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"secret");
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        assert_eq!(mode(&dir.path().join("data")), 0o700);
+        write_private(&path, b"again").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"again");
+    }
+
+    #[test]
+    fn a_symlink_planted_at_the_temporary_path_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "untouched").unwrap();
+        let path = dir.path().join("serve.json");
+        std::os::unix::fs::symlink(&victim, path.with_extension("tmp")).unwrap();
+        write_private(&path, b"token").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+        assert_eq!(std::fs::read(&path).unwrap(), b"token");
+        assert_eq!(mode(&path), 0o600);
+        assert!(!path.with_extension("tmp").exists());
+        // A dangling link (to where a file would be created) is not followed either.
+        let target = dir.path().join("created-through-link");
+        std::os::unix::fs::symlink(&target, path.with_extension("tmp")).unwrap();
+        write_private(&path, b"token 2").unwrap();
+        assert!(!target.exists(), "the link was followed");
+        assert_eq!(std::fs::read(&path).unwrap(), b"token 2");
+    }
 }
