@@ -79,9 +79,9 @@ impl DhtHandle {
             .await
             .map_err(|e| DiscoveryError::DhtStart {
                 bind: bind.clone(),
-                source: std::io::Error::other(e.to_string()),
+                cause: std::io::Error::other(e.to_string()),
             })?
-            .map_err(|source| DiscoveryError::DhtStart { bind, source })?
+            .map_err(|cause| DiscoveryError::DhtStart { bind, cause })?
             .as_async();
         let local = dht.info().await.local_addr();
         info!(local = %local, bootstrap = bootstrap.len(), "dht node started");

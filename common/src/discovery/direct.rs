@@ -28,9 +28,9 @@ pub async fn resolve(peer: &str) -> Result<Vec<SocketAddr>, DiscoveryError> {
             peer: peer.to_string(),
             secs: RESOLVE_TIMEOUT.as_secs(),
         })?
-        .map_err(|source| DiscoveryError::Resolve {
+        .map_err(|cause| DiscoveryError::Resolve {
             peer: peer.to_string(),
-            source,
+            cause,
         })?;
     let mut out: Vec<SocketAddr> = Vec::new();
     for addr in addrs {

@@ -26,12 +26,8 @@ pub enum DiscoveryError {
         max: u64,
     },
 
-    #[error("cannot resolve peer {peer:?}: {source}")]
-    Resolve {
-        peer: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot resolve peer {peer:?}: {cause}")]
+    Resolve { peer: String, cause: std::io::Error },
 
     #[error("resolving peer {peer:?} timed out after {secs} s")]
     ResolveTimeout { peer: String, secs: u64 },
@@ -39,12 +35,8 @@ pub enum DiscoveryError {
     #[error("peer {peer:?} resolved to no address")]
     NoAddress { peer: String },
 
-    #[error("cannot start the dht node on {bind}: {source}")]
-    DhtStart {
-        bind: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot start the dht node on {bind}: {cause}")]
+    DhtStart { bind: String, cause: std::io::Error },
 
     #[error("cannot start mdns: {0}")]
     Mdns(String),

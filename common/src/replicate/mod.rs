@@ -41,10 +41,10 @@ pub use node::{ArchiveProgress, Disconnect, Node, NodeConfig, NodeStats, PeerInf
 /// Errors of the replication node.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicateError {
-    #[error("could not listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: io::Error },
-    #[error("could not connect to {addr}: {source}")]
-    Connect { addr: SocketAddr, source: io::Error },
+    #[error("could not listen on {addr}: {cause}")]
+    Listen { addr: SocketAddr, cause: io::Error },
+    #[error("could not connect to {addr}: {cause}")]
+    Connect { addr: SocketAddr, cause: io::Error },
     #[error("connecting to {addr} timed out after {secs} s")]
     ConnectTimeout { addr: SocketAddr, secs: u64 },
     #[error("already at the limit of {max} connections")]

@@ -331,10 +331,10 @@ impl Node {
         if let Some(addr) = shared.config.listen {
             let listener = TcpListener::bind(addr)
                 .await
-                .map_err(|source| ReplicateError::Listen { addr, source })?;
+                .map_err(|cause| ReplicateError::Listen { addr, cause })?;
             let bound = listener
                 .local_addr()
-                .map_err(|source| ReplicateError::Listen { addr, source })?;
+                .map_err(|cause| ReplicateError::Listen { addr, cause })?;
             local_addr = Some(bound);
             let s = shared.clone();
             shared.spawn(
@@ -423,7 +423,7 @@ impl Node {
         let timeout = self.shared.config.connect_timeout;
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
-            Ok(Err(source)) => return Err(ReplicateError::Connect { addr, source }),
+            Ok(Err(cause)) => return Err(ReplicateError::Connect { addr, cause }),
             Err(_) => {
                 return Err(ReplicateError::ConnectTimeout {
                     addr,
