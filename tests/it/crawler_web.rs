@@ -2,8 +2,8 @@
 //! directory holding real signed archives (three people, a reply across archives, tags used by
 //! several authors, a hostile status), and `tests/js/crawler-web-e2e.js` drives headless Chromium
 //! through search, a tag page, a thread, a profile and the trending chart, on a phone-sized
-//! screen, checking that hostile text stays text, that no request leaves the crawler and that no
-//! page throws. A screenshot of each page goes to `target/test-artifacts/crawler-web/`.
+//! screen, checking that hostile text stays text, that a tall status is clamped until "Show more",
+//! that no request leaves the crawler and that no page throws. A screenshot of each page goes to `target/test-artifacts/crawler-web/`.
 //!
 //! Needs `node`, `npm ci --prefix tests/js` and Debian's `chromium` (`/usr/bin/chromium`, or
 //! `FRITTER_CHROMIUM`); skipped with a note when one is missing, unless `CI` is set.
@@ -122,6 +122,9 @@ fn crawler_pages_in_a_browser() {
     let hostile =
         "<script>window.pwned = 1</script><img src=x onerror=\"window.pwned=2\"> #hostile";
     cy.post(hostile, None);
+    // 990 line breaks: without a clamp, 23,000 px of page.
+    let tall = format!("Tall{}end", "\n".repeat(990));
+    let tall_ref = cy.post(&tall, None);
     for a in [&ada, &bob, &cy] {
         a.copy_into(data.path());
     }
@@ -147,6 +150,7 @@ fn crawler_pages_in_a_browser() {
         "ada": ada.key,
         "bob": bob.key,
         "hostile": hostile,
+        "tall": tall_ref.url.to_string(),
     });
     let mut cmd = Command::new("node");
     cmd.arg(js_dir().join("crawler-web-e2e.js"))
@@ -179,6 +183,7 @@ fn crawler_pages_in_a_browser() {
             "profile shows the name",
             "trending draws the chart",
             "hostile text stayed text",
+            "tall status clamped",
             "keyboard reaches the search box",
             "bad input is explained",
             "done"

@@ -1,7 +1,8 @@
 //! The web app in a real browser: two `fritter serve` processes replicating with each other,
 //! driven through headless Chromium by `tests/js/web-e2e.js` (playwright-core): first-run name
 //! prompt, follow by pasting a URL, a post arriving live, a reply and its notification, hostile
-//! text shown as text, cross-origin writes refused, no external requests. A screenshot of the
+//! text shown as text, a tall status clamped until "Show more", cross-origin writes refused, no
+//! external requests. A screenshot of the
 //! feed is written to `target/test-artifacts/web/feed.png`.
 //!
 //! Needs `node`, `npm ci --prefix tests/js` and Debian's `chromium` (`/usr/bin/chromium`, or
@@ -66,6 +67,7 @@ fn two_people_in_a_browser() {
             "b follows a",
             "b sees a's post live",
             "hostile text stayed text",
+            "tall status clamped",
             "b replied",
             "a sees the reply notification",
             "thread shows the conversation",

@@ -1,11 +1,12 @@
 // Drives the crawler's read-only pages in headless Chromium on a phone-sized screen: search finds
 // a status, the tag page lists it, the thread page shows the reply from another archive, the
 // profile page shows the name, the trending page draws its chart (points for each tag), a hostile
-// status stays text, the keyboard reaches the search box, a bad address is explained; no request
-// leaves the crawler and no page throws. Screenshots go to the artifacts directory.
+// status stays text, a tall status is clamped until "Show more", the keyboard reaches the search
+// box, a bad address is explained; no request leaves the crawler and no page throws. Screenshots
+// go to the artifacts directory.
 //
 // Usage: node crawler-web-e2e.js '{"base":"http://127.0.0.1:P","artifacts":"DIR","chromium":"/usr/bin/chromium",
-//   "root":"hyper://…/statuses/….json","ada":"<hex>","bob":"<hex>","hostile":"<text>"}'
+//   "root":"hyper://…/statuses/….json","ada":"<hex>","bob":"<hex>","hostile":"<text>","tall":"hyper://…"}'
 // Prints one JSON line per step on stdout; exits 1 with the reason on failure.
 'use strict';
 
@@ -131,6 +132,23 @@ async function main() {
       if ((await page.$$('main img, main script')).length) throw new Error('a status became markup');
     }
     step('hostile text stayed text');
+
+    // A status of 990 line breaks stays a few lines tall until "Show more" (reached with the
+    // keyboard) opens it.
+    await page.goto(cfg.base + '/thread?uri=' + encodeURIComponent(cfg.tall));
+    await ready(page);
+    const tallCard = page.locator(`article.status[data-uri="${cfg.tall}"]`);
+    const tallMore = tallCard.locator('button.more');
+    await tallMore.waitFor({ state: 'visible', timeout: TIMEOUT });
+    const closed = (await tallCard.boundingBox()).height;
+    if (closed > 600) throw new Error(`a tall status is ${closed} px tall before "Show more"`);
+    await tallMore.focus();
+    await page.keyboard.press('Enter');
+    await page.waitForFunction((el) => el.getAttribute('aria-expanded') === 'true', await tallMore.elementHandle(), { timeout: TIMEOUT });
+    const opened = (await tallCard.boundingBox()).height;
+    if (opened < 10000) throw new Error(`"Show more" opened the tall status to ${opened} px only`);
+    if (!/^Tall\n+end$/.test(await tallCard.locator('.status-text').textContent())) throw new Error('the tall status lost text');
+    step('tall status clamped', { closed, opened });
 
     // Keyboard: the skip link comes first, the search box is reachable and submits with Enter.
     await page.goto(cfg.base + '/trending');

@@ -1,7 +1,8 @@
 // Drives two `fritter serve` web apps in headless Chromium, as two people would:
 // A and B each choose a name on first run; B follows A by pasting A's address and sees A's post
 // arrive live (no reload); A follows B back; B replies; A sees the reply and a notification.
-// A hostile status text must stay text, and a page of another origin must not be able to post.
+// A hostile status text must stay text, a tall status is clamped until "Show more", and a page of
+// another origin must not be able to post.
 //
 // Usage: node web-e2e.js '{"a":"http://127.0.0.1:P/","b":"http://127.0.0.1:Q/","artifacts":"DIR","chromium":"/usr/bin/chromium"}'
 // Prints one JSON line per step on stdout; exits 1 with the reason on failure.
@@ -89,6 +90,24 @@ async function main() {
     const reloads = await b.evaluate(() => performance.getEntriesByType('navigation').length);
     step('hostile text stayed text', { navigations: reloads });
 
+    // A status of 990 line breaks stays a few lines tall until "Show more" (reached with the
+    // keyboard) opens it.
+    const tall = 'Tall' + '\n'.repeat(990) + 'end';
+    await a.fill('#compose', tall);
+    await a.click('.compose button[type="submit"]');
+    const tallCard = a.locator('article.status', { has: a.locator('.status-text', { hasText: /^Tall\s+end$/ }) }).first();
+    const tallMore = tallCard.locator('button.more');
+    await tallMore.waitFor({ state: 'visible', timeout: TIMEOUT });
+    const closed = (await tallCard.boundingBox()).height;
+    if (closed > 600) throw new Error(`a tall status is ${closed} px tall before "Show more"`);
+    await tallMore.focus();
+    await a.keyboard.press('Enter');
+    await a.waitForFunction((el) => el.getAttribute('aria-expanded') === 'true', await tallMore.elementHandle(), { timeout: TIMEOUT });
+    const opened = (await tallCard.boundingBox()).height;
+    if (opened < 10000) throw new Error(`"Show more" opened the tall status to ${opened} px only`);
+    if ((await tallCard.locator('.status-text').textContent()) !== tall) throw new Error('the tall status lost text');
+    step('tall status clamped', { closed, opened });
+
     // A follows B back, so A holds B's archive and sees B's replies.
     const follow = await a.evaluate(async (url) => {
       const token = document.querySelector('meta[name="fritter-token"]').content;
@@ -99,7 +118,7 @@ async function main() {
     await waitLive(a);
 
     // B replies from the feed, with the keyboard shortcut to send.
-    const card = b.locator('article.status[data-url^="' + meA.url + '"]').first();
+    const card = b.locator('article.status[data-url^="' + meA.url + '"]', { hasText: 'Hello from Ada' }).first();
     await card.locator('button.reply').click();
     const replyBox = card.locator('.reply-box textarea');
     await replyBox.fill('Nice post, Ada!');

@@ -107,6 +107,36 @@ function composer(opts) {
   return form;
 }
 
+// ---- tall statuses ----
+// A status of a thousand line breaks would fill many screens: its text is clamped by CSS and a
+// "Show more" button opens it. The button shows only when the text does not fit, which is known
+// once the text is laid out; the observer hears of that (and of every reflow).
+const moreButtons = new WeakMap();
+const clampObserver = new ResizeObserver((entries) => {
+  for (const { target } of entries) {
+    const more = moreButtons.get(target);
+    if (!more || !target.classList.contains('clamped')) continue;
+    const cut = target.scrollHeight > target.clientHeight + 1;
+    target.classList.toggle('cut', cut);
+    more.hidden = !cut;
+  }
+});
+let clampIds = 0;
+
+// The text of a status, clamped, and its "Show more" button.
+function statusText(text) {
+  const p = h('p', { class: 'status-text clamped', id: 'status-text-' + (++clampIds) }, text);
+  const more = h('button', { type: 'button', class: 'more', hidden: true, 'aria-expanded': 'false', 'aria-controls': p.id }, 'Show more');
+  more.addEventListener('click', () => {
+    const open = !p.classList.toggle('clamped');
+    more.setAttribute('aria-expanded', open ? 'true' : 'false');
+    more.textContent = open ? 'Show less' : 'Show more';
+  });
+  moreButtons.set(p, more);
+  clampObserver.observe(p);
+  return [p, more];
+}
+
 function statusCard(item, opts = {}) {
   const card = h('article', {
     class: 'status' + (opts.focus ? ' focus' : '') + (opts.fresh ? ' new' : ''),
@@ -128,7 +158,7 @@ function statusCard(item, opts = {}) {
     }
     card.append(quote);
   }
-  card.append(h('p', { class: 'status-text' }, item.text));
+  card.append(...statusText(item.text));
   if (item.tags && item.tags.length) {
     card.append(h('div', { class: 'small' }, item.tags.map((t) => [h('span', { class: 'tag' }, '#' + t), ' '])));
   }

@@ -97,6 +97,35 @@
     return '/thread?uri=' + encodeURIComponent(uri);
   }
 
+  // A status of a thousand line breaks would fill many screens: its text is clamped by CSS and a
+  // "Show more" button opens it. The button shows only when the text does not fit, which is known
+  // once the text is laid out; the observer hears of that (and of every reflow).
+  const moreButtons = new WeakMap();
+  const clampObserver = new ResizeObserver((entries) => {
+    for (const { target } of entries) {
+      const more = moreButtons.get(target);
+      if (!more || !target.classList.contains('clamped')) continue;
+      const cut = target.scrollHeight > target.clientHeight + 1;
+      target.classList.toggle('cut', cut);
+      more.hidden = !cut;
+    }
+  });
+  let clampIds = 0;
+
+  // The text of a status, clamped, and its "Show more" button.
+  function statusText(text) {
+    const p = el('p', { class: 'status-text clamped', id: 'status-text-' + (++clampIds), text });
+    const more = el('button', { type: 'button', class: 'more', hidden: true, 'aria-expanded': 'false', 'aria-controls': p.id, text: 'Show more' });
+    more.addEventListener('click', () => {
+      const open = !p.classList.toggle('clamped');
+      more.setAttribute('aria-expanded', open ? 'true' : 'false');
+      more.textContent = open ? 'Show less' : 'Show more';
+    });
+    moreButtons.set(p, more);
+    clampObserver.observe(p);
+    return [p, more];
+  }
+
   // One status: author, time (a link to its thread), what it answers, text, tags.
   function statusCard(hit, opts) {
     const s = (hit && hit.status) || {};
@@ -110,7 +139,7 @@
       p.append(authorLink(parentKey));
       card.append(p);
     }
-    card.append(el('p', { class: 'status-text', text: s.text || '' }));
+    card.append(...statusText(s.text || ''));
     const tags = Array.isArray(s.tags) ? s.tags : [];
     if (tags.length) {
       card.append(el('div', { class: 'tags' }, tags.map((t) => el('a', { class: 'tag', href: '/tag/' + encodeURIComponent(t), text: '#' + t }))));

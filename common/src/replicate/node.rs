@@ -131,9 +131,29 @@ pub(crate) struct ArchiveEntry {
     inflight: Mutex<HashSet<u64>>,
     /// Whether an upgrade request is out to some peer.
     upgrading: Mutex<bool>,
+    /// Bumped when a replicator gives the upgrade claim back. One that found the claim taken
+    /// waits for this: the log's own change comes first (the proof is stored before its
+    /// replicator hears back from the blocking job and lets go of the claim), so a replicator
+    /// woken by the change alone can find the claim still held and nothing else would wake it.
+    upgrade_freed: watch::Sender<u64>,
     /// What each replicating peer last announced: replicator id -> (fork, length).
     remotes: Mutex<HashMap<usize, (u64, u64)>>,
     pub counters: Arc<Counters>,
+    /// Points where a test holds or watches replication, to make races repeatable.
+    #[cfg(test)]
+    pub hooks: Mutex<Hooks>,
+}
+
+/// Test hooks of one archive (see [`ArchiveEntry::hooks`]).
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Hooks {
+    /// Runs on the blocking thread right after a batch with an upgrade was stored (the log has
+    /// changed), before the replicator that asked hears of it and gives the claim back.
+    pub upgrade_stored: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Runs when a replicator wanted to ask for an upgrade and found the claim taken, with our
+    /// length and the length the peer last said it knows of ours.
+    pub upgrade_busy: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
 }
 
 impl ArchiveEntry {
@@ -152,7 +172,14 @@ impl ArchiveEntry {
     }
 
     pub fn release_upgrade(&self) {
-        *self.upgrading.lock() = false;
+        if std::mem::replace(&mut *self.upgrading.lock(), false) {
+            self.upgrade_freed.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// Wakes when the upgrade claim is given back after the receiver last looked.
+    pub fn upgrade_freed(&self) -> watch::Receiver<u64> {
+        self.upgrade_freed.subscribe()
     }
 
     /// Records a peer's announced head (`id` names the replicator).
@@ -367,13 +394,22 @@ impl Node {
                     removed: self.shared.cancel.child_token(),
                     inflight: Mutex::new(HashSet::new()),
                     upgrading: Mutex::new(false),
+                    upgrade_freed: watch::Sender::new(0),
                     remotes: Mutex::new(HashMap::new()),
                     counters: self.shared.counters.clone(),
+                    #[cfg(test)]
+                    hooks: Mutex::new(Hooks::default()),
                 }),
             );
         }
         self.shared.archives_changed.send_modify(|v| *v += 1);
         true
+    }
+
+    /// The shared state of one archive, for tests that install hooks.
+    #[cfg(test)]
+    pub(crate) fn archive_entry(&self, key: &PublicKey) -> Option<Arc<ArchiveEntry>> {
+        self.shared.archive(&key.discovery_key())
     }
 
     /// Stops replicating an archive: its channels close, its log is handed back.

@@ -17,10 +17,19 @@
 //!   blocking thread, and not while the socket is congested; a peer that piles up requests
 //!   without reading the answers is dropped.
 //!
+//! - One replicator per archive at a time asks for an upgrade (a claim in [`ArchiveEntry`]). One
+//!   that found the claim taken waits for it to be given back: the proof is stored (and the
+//!   log's change wakes everyone) before its owner hears back from the blocking job and lets go.
+//!
 //! A peer whose proof fails verification, that answers with something it was not asked for, or
 //! that floods, ends the connection ([`Stop::Peer`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+mod remote;
+mod serve;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,20 +43,14 @@ use tokio::sync::watch;
 use crate::log::{flat, ForkEvidence, Log, LogError, LogStatus, Proof, VerifiedProof};
 use crate::replicate::frame::{ConnState, WRITE_HIGH};
 use crate::replicate::node::ArchiveEntry;
-use crate::replicate::wire::{approx_size, data_to_proof, proof_to_data, request_to_log};
+use crate::replicate::wire::data_to_proof;
+use remote::Remote;
 
 /// Messages taken from the channel per round.
 const MAX_DRAIN: usize = 8192;
 
 /// A peer with more messages than this waiting on one channel is flooding.
 const MAX_QUEUED: usize = 65_536;
-
-/// Bytes of answers per frame.
-const FRAME_BUDGET: usize = 256 * 1024;
-
-/// Requests of the peer answered per blocking job, and the block bytes one job may read.
-const SERVE_BATCH: usize = 2048;
-const SERVE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Block bytes asked for and not yet stored, per peer: with large blocks the window shrinks so
 /// an honest peer's answers stay within this.
@@ -58,9 +61,6 @@ const MIN_WINDOW: usize = 16;
 
 /// A peer with more unanswered requests than this is not reading our answers.
 const MAX_PENDING_REQUESTS: usize = 16 * 1024;
-
-/// Ranges remembered per peer (beyond the contiguous prefix).
-const MAX_RANGES: usize = 4096;
 
 /// Blocks remembered as missing at the peer until its next announcement.
 const MAX_UNAVAILABLE: usize = 65_536;
@@ -74,92 +74,6 @@ pub(crate) enum Stop {
     Peer(String),
     /// Storage failed here: stop this archive, keep the connection.
     Local(String),
-}
-
-/// What the peer told us about its log.
-#[derive(Debug, Default)]
-struct Remote {
-    synced: bool,
-    fork: u64,
-    length: u64,
-    can_upgrade: bool,
-    uploading: bool,
-    /// Blocks `0..contiguous` are held by the peer.
-    contiguous: u64,
-    /// Other held ranges, start -> end.
-    ranges: BTreeMap<u64, u64>,
-}
-
-impl Remote {
-    fn has(&self, seq: u64) -> bool {
-        if seq >= self.length {
-            return false;
-        }
-        if seq < self.contiguous {
-            return true;
-        }
-        self.ranges
-            .range(..=seq)
-            .next_back()
-            .is_some_and(|(_, end)| seq < *end)
-    }
-
-    fn add_range(&mut self, start: u64, end: u64) {
-        if end <= start || end <= self.contiguous {
-            return;
-        }
-        let (mut start, mut end) = (start.max(self.contiguous), end);
-        // Merge with overlapping or touching neighbours.
-        let touching: Vec<u64> = self
-            .ranges
-            .range(..=end)
-            .filter(|(_, e)| **e >= start)
-            .map(|(s, _)| *s)
-            .collect();
-        for s in touching {
-            if let Some(e) = self.ranges.remove(&s) {
-                start = start.min(s);
-                end = end.max(e);
-            }
-        }
-        if start <= self.contiguous {
-            self.contiguous = end;
-            let absorbed: Vec<u64> = self.ranges.range(..=end).map(|(s, _)| *s).collect();
-            for s in absorbed {
-                if let Some(e) = self.ranges.remove(&s) {
-                    self.contiguous = self.contiguous.max(e);
-                }
-            }
-            return;
-        }
-        if self.ranges.len() < MAX_RANGES {
-            self.ranges.insert(start, end);
-        }
-    }
-
-    fn drop_range(&mut self, start: u64, end: u64) {
-        if start < self.contiguous {
-            if end < self.contiguous {
-                self.ranges.insert(end, self.contiguous);
-            }
-            self.contiguous = start;
-        }
-        let hit: Vec<(u64, u64)> = self
-            .ranges
-            .range(..end)
-            .filter(|(_, e)| **e > start)
-            .map(|(s, e)| (*s, *e))
-            .collect();
-        for (s, e) in hit {
-            self.ranges.remove(&s);
-            if s < start {
-                self.ranges.insert(s, start);
-            }
-            if e > end {
-                self.ranges.insert(end, e);
-            }
-        }
-    }
 }
 
 /// What a request of ours asks for.
@@ -203,6 +117,10 @@ pub(crate) struct Replicator {
     conn: Arc<ConnState>,
     channel: Channel,
     status_rx: watch::Receiver<LogStatus>,
+    /// Changes when a replicator of this archive gives the upgrade claim back.
+    upgrade_freed: watch::Receiver<u64>,
+    /// We wanted to ask this peer for an upgrade and found the claim taken.
+    upgrade_wanted: bool,
     window: usize,
     request_timeout: Duration,
     writable: bool,
@@ -281,6 +199,7 @@ impl Replicator {
     ) -> Self {
         let log = archive.log.clone();
         let status_rx = log.subscribe();
+        let upgrade_freed = archive.upgrade_freed();
         Replicator {
             writable: log.writable(),
             log,
@@ -288,6 +207,8 @@ impl Replicator {
             conn,
             channel,
             status_rx,
+            upgrade_freed,
+            upgrade_wanted: false,
             window: window.max(1),
             request_timeout,
             remote: Remote {
@@ -373,6 +294,15 @@ impl Replicator {
                         Ok(()) => self.fill().await,
                         Err(e) => Err(e),
                     },
+                },
+                // The claim we found taken was given back: the upgrade may be ours to ask for
+                // now (a longer head than the one another peer just gave us, say).
+                changed = self.upgrade_freed.changed(), if self.upgrade_wanted => match changed {
+                    Err(_) => break Err(Stop::Closed),
+                    Ok(()) => {
+                        self.upgrade_wanted = false;
+                        self.fill().await
+                    }
                 },
                 // The socket drained: answers can go out again.
                 _ = conn.writable(), if serve_job.is_none() && !self.requests.is_empty() => Ok(()),
@@ -518,6 +448,10 @@ impl Replicator {
         }
         self.remote.fork = s.fork;
         self.remote.length = s.length;
+        #[cfg(test)]
+        {
+            self.remote.acknowledged = s.remote_length;
+        }
         self.archive.note_remote(self.id(), s.fork, s.length);
         self.remote.can_upgrade = s.can_upgrade;
         self.remote.uploading = s.uploading;
@@ -566,82 +500,29 @@ impl Replicator {
         self.cursor = self.cursor.min(seq);
     }
 
+    /// Takes the archive's upgrade claim for this peer, unless we hold it already (then false:
+    /// our request is out). If another peer's replicator holds it, waits for it to be given back.
+    fn claim_upgrade(&mut self) -> bool {
+        if self.upgrade_claimed {
+            return false;
+        }
+        if self.archive.claim_upgrade() {
+            self.upgrade_claimed = true;
+            self.upgrade_wanted = false;
+            return true;
+        }
+        self.upgrade_wanted = true;
+        #[cfg(test)]
+        if let Some(hook) = self.archive.hooks.lock().upgrade_busy.clone() {
+            hook(self.status().length, self.remote.acknowledged);
+        }
+        false
+    }
+
     fn release_upgrade(&mut self) {
         if std::mem::take(&mut self.upgrade_claimed) {
             self.archive.release_upgrade();
         }
-    }
-
-    /// Answers up to [`SERVE_BATCH`] of the peer's requests from the log, in order, on a
-    /// blocking thread; stops early once [`SERVE_BYTES`] of blocks were read.
-    fn start_serve(&mut self) -> ServeJob {
-        let n = self.requests.len().min(SERVE_BATCH);
-        let requests: Vec<Request> = self.requests.drain(..n).collect();
-        let log = self.log.clone();
-        tokio::task::spawn_blocking(move || {
-            let fork = log.head().fork;
-            let mut out = Vec::with_capacity(requests.len());
-            let mut bytes = 0;
-            let mut rest = requests.into_iter();
-            while bytes < SERVE_BYTES {
-                let chunk: Vec<Request> = rest.by_ref().take(64).collect();
-                if chunk.is_empty() {
-                    break;
-                }
-                // Requests for another fork, or for nothing, are refused; the rest answered at once.
-                let valid = |r: &Request| {
-                    r.fork == fork
-                        && (r.block.is_some()
-                            || r.hash.is_some()
-                            || r.seek.is_some()
-                            || r.upgrade.is_some())
-                };
-                let asks: Vec<_> = chunk
-                    .iter()
-                    .filter(|r| valid(r))
-                    .map(request_to_log)
-                    .collect();
-                let mut proofs = log.proofs(&asks).into_iter();
-                for r in &chunk {
-                    let answer = if valid(r) { proofs.next() } else { None };
-                    out.push(match answer {
-                        Some(Ok(p)) => {
-                            bytes += p.block.as_ref().map_or(0, |b| b.value.len());
-                            Message::Data(proof_to_data(r.id, p))
-                        }
-                        Some(Err(e)) => {
-                            tracing::debug!(request = r.id, error = %e, "cannot answer a request");
-                            Message::NoData(NoData { request: r.id })
-                        }
-                        None => Message::NoData(NoData { request: r.id }),
-                    });
-                }
-            }
-            (out, rest.collect())
-        })
-    }
-
-    /// Sends answers in frames of about [`FRAME_BUDGET`] bytes.
-    async fn send_answers(&mut self, answers: Vec<Message>) -> Result<(), Stop> {
-        let served = answers
-            .iter()
-            .filter(|m| matches!(m, Message::Data(d) if d.block.is_some()))
-            .count();
-        self.archive
-            .counters
-            .uploaded
-            .fetch_add(served as u64, Ordering::Relaxed);
-        let mut chunk = Vec::new();
-        let mut size = 0;
-        for m in answers {
-            size += approx_size(&m);
-            chunk.push(m);
-            if size >= FRAME_BUDGET {
-                self.send(std::mem::take(&mut chunk)).await?;
-                size = 0;
-            }
-        }
-        self.send(chunk).await
     }
 
     /// Checks an answer against our request and queues it to be stored.
@@ -717,6 +598,8 @@ impl Replicator {
             )
         });
         let log = self.log.clone();
+        #[cfg(test)]
+        let hook = self.archive.hooks.lock().upgrade_stored.clone();
         tokio::task::spawn_blocking(move || {
             let (data, special): (Vec<_>, Vec<_>) =
                 batch.into_iter().partition(|(r, _)| r.ask == Ask::Data);
@@ -725,6 +608,10 @@ impl Replicator {
                 Ok(results) => results.into_iter().map(Outcome::Applied).collect(),
                 Err(e) => return (reqs, Err(e)),
             };
+            #[cfg(test)]
+            if let Some(hook) = hook.filter(|_| reqs.iter().any(|r| r.upgrade)) {
+                hook();
+            }
             for (req, proof) in special {
                 out.push(match req.ask {
                     Ask::ForkProof => Outcome::Forked(log.apply_fork(&proof)),
@@ -879,11 +766,9 @@ impl Replicator {
             if self.remote.fork > status.fork
                 && self.remote.length > 0
                 && !self.upgrade_refused
-                && !self.upgrade_claimed
-                && self.archive.claim_upgrade()
+                && self.claim_upgrade()
             {
                 // The writer truncated: follow it, as JS replicas do.
-                self.upgrade_claimed = true;
                 return self
                     .ask_head(Ask::ForkProof, self.remote.fork, self.remote.length)
                     .await;
@@ -904,10 +789,8 @@ impl Replicator {
         if self.remote.length > status.length
             && (self.remote.can_upgrade || status.length == 0)
             && !self.upgrade_refused
-            && !self.upgrade_claimed
-            && self.archive.claim_upgrade()
+            && self.claim_upgrade()
         {
-            self.upgrade_claimed = true;
             let first = status.length;
             let block = (self.remote.has(first) && self.archive.claim(first)).then(|| {
                 self.claimed.insert(first);
@@ -1051,37 +934,5 @@ impl Replicator {
         let id = self.next_id;
         self.next_id += 1;
         id
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn remote_ranges_merge_and_drop() {
-        let mut r = Remote {
-            length: 1000,
-            ..Remote::default()
-        };
-        r.add_range(10, 20);
-        r.add_range(30, 40);
-        assert!(r.has(10) && r.has(19) && !r.has(20) && !r.has(5));
-        r.add_range(20, 30);
-        assert_eq!(r.ranges.len(), 1);
-        r.add_range(0, 10);
-        assert_eq!(r.contiguous, 40);
-        assert!(r.ranges.is_empty());
-        r.drop_range(15, 17);
-        assert_eq!(r.contiguous, 15);
-        assert!(!r.has(15) && !r.has(16) && r.has(17) && r.has(39) && !r.has(40));
-        assert!(!r.has(1000));
-    }
-
-    #[test]
-    fn ancestors() {
-        assert_eq!(ancestor(5, 0), 10);
-        assert_eq!(ancestor(5, 1), flat::parent(10));
-        assert_eq!(ancestor(5, 2), flat::parent(flat::parent(10)));
     }
 }
