@@ -158,36 +158,36 @@ pub(crate) struct Hooks {
 
 impl ArchiveEntry {
     /// Claims block `seq` for one peer's request; false if another peer has it.
-    pub fn claim(&self, seq: u64) -> bool {
+    pub(super) fn claim(&self, seq: u64) -> bool {
         self.inflight.lock().insert(seq)
     }
 
-    pub fn release(&self, seq: u64) {
+    pub(super) fn release(&self, seq: u64) {
         self.inflight.lock().remove(&seq);
     }
 
-    pub fn claim_upgrade(&self) -> bool {
+    pub(super) fn claim_upgrade(&self) -> bool {
         let mut u = self.upgrading.lock();
         !std::mem::replace(&mut *u, true)
     }
 
-    pub fn release_upgrade(&self) {
+    pub(super) fn release_upgrade(&self) {
         if std::mem::replace(&mut *self.upgrading.lock(), false) {
             self.upgrade_freed.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 
     /// Wakes when the upgrade claim is given back after the receiver last looked.
-    pub fn upgrade_freed(&self) -> watch::Receiver<u64> {
+    pub(super) fn upgrade_freed(&self) -> watch::Receiver<u64> {
         self.upgrade_freed.subscribe()
     }
 
     /// Records a peer's announced head (`id` names the replicator).
-    pub fn note_remote(&self, id: usize, fork: u64, length: u64) {
+    pub(super) fn note_remote(&self, id: usize, fork: u64, length: u64) {
         self.remotes.lock().insert(id, (fork, length));
     }
 
-    pub fn forget_remote(&self, id: usize) {
+    pub(super) fn forget_remote(&self, id: usize) {
         self.remotes.lock().remove(&id);
     }
 
@@ -235,12 +235,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn archive(&self, discovery_key: &[u8; 32]) -> Option<Arc<ArchiveEntry>> {
+    pub(super) fn archive(&self, discovery_key: &[u8; 32]) -> Option<Arc<ArchiveEntry>> {
         self.archives.read().get(discovery_key).cloned()
     }
 
     /// Keys of every archive, by discovery key.
-    pub fn archive_keys(&self) -> HashMap<[u8; 32], PublicKey> {
+    pub(super) fn archive_keys(&self) -> HashMap<[u8; 32], PublicKey> {
         self.archives
             .read()
             .iter()

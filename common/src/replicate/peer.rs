@@ -190,7 +190,7 @@ fn ancestor(seq: u64, levels: u32) -> u64 {
 }
 
 impl Replicator {
-    pub fn new(
+    pub(super) fn new(
         archive: Arc<ArchiveEntry>,
         conn: Arc<ConnState>,
         channel: Channel,
@@ -244,7 +244,7 @@ impl Replicator {
         *self.status_rx.borrow()
     }
 
-    pub async fn run(mut self) -> Result<(), Stop> {
+    pub(super) async fn run(mut self) -> Result<(), Stop> {
         let rx: ChannelReceiver<Message> = self.channel.take_receiver().ok_or(Stop::Closed)?;
         let removed = self.archive.removed.clone();
         let conn = self.conn.clone();
