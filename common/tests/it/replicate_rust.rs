@@ -1,13 +1,8 @@
 //! Rust to Rust replication over real TCP on loopback: a full download, live appends, resuming
 //! after a reconnect without downloading again, and two archives over one connection.
 
-// Tests unwrap freely: a panic is a failed test with its cause.
-#![allow(clippy::unwrap_used)]
-
-mod replicate_support;
-
+use crate::replicate_support::*;
 use fritter_common::crypto::KeyPair;
-use replicate_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_live_resume_and_two_archives_over_one_connection() {

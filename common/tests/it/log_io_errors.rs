@@ -3,9 +3,6 @@
 //! log reports; a failed sync poisons the log (the page cache is in doubt, "fsyncgate") while
 //! reads keep working; and the files must reopen holding every acknowledged change.
 
-// Tests unwrap freely: a panic is a failed test with its cause.
-#![allow(clippy::unwrap_used)]
-
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

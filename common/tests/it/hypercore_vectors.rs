@@ -3,9 +3,6 @@
 //! every proof both ways (we produce the same bytes, and we verify what JS produced). Proofs go
 //! through the wire's own `data` codec, so the bytes checked here are the bytes the wire parses.
 
-// Tests unwrap freely: a panic is a failed test with its cause.
-#![allow(clippy::unwrap_used)]
-
 use fritter_common::crypto::{self, KeyPair, PublicKey};
 use fritter_common::log::sim::SimDisk;
 use fritter_common::log::tree::verify_proof;
@@ -15,7 +12,7 @@ use fritter_common::log::{
 use fritter_common::replicate::wire::{decode_data, encode_data};
 use serde_json::Value;
 
-const VECTORS: &str = include_str!("vectors/hypercore-11.37.1.json");
+const VECTORS: &str = include_str!("../vectors/hypercore-11.37.1.json");
 
 fn unhex<const N: usize>(v: &Value) -> [u8; N] {
     let mut out = [0u8; N];

@@ -2,9 +2,6 @@
 //! 127.0.0.1: nothing leaves the machine and no public bootstrap node is contacted (every
 //! `Discovery` here gets the testnet's loopback addresses as its bootstrap list).
 
-// Tests unwrap freely: a panic is a failed test with its cause.
-#![allow(clippy::unwrap_used)]
-
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::time::Duration;
 

@@ -2,18 +2,13 @@
 //! redialed after a restart, dead addresses are backed off, and two swarms that share only a
 //! local DHT testnet find each other and replicate.
 
-// Tests unwrap freely: a panic is a failed test with its cause.
-#![allow(clippy::unwrap_used)]
-
-mod replicate_support;
-
 use std::time::Duration;
 
+use crate::replicate_support::*;
 use fritter_common::crypto::KeyPair;
 use fritter_common::discovery;
 use fritter_common::replicate::NodeConfig;
 use fritter_common::swarm::{Swarm, SwarmConfig};
-use replicate_support::*;
 
 fn config(listen: &str, discovery: discovery::Config) -> SwarmConfig {
     SwarmConfig {

@@ -6,18 +6,13 @@
 //! Skipped with a note when `node` or `tests/js/node_modules` is missing, unless `CI` is set
 //! (then missing tools fail the test). Set up with `npm ci --prefix tests/js`.
 
-// Tests unwrap freely: a panic is a failed test with its cause.
-#![allow(clippy::unwrap_used)]
-
-mod replicate_support;
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
+use crate::replicate_support::*;
 use fritter_common::crypto::KeyPair;
-use replicate_support::*;
 use serde_json::Value;
 use tokio::sync::mpsc;
 

@@ -1,6 +1,7 @@
 //! Helpers shared by the replication tests: logs in temp dirs, waiting on a log's status with a
 //! deadline (never a bare sleep), and entries whose content is checkable.
-#![allow(dead_code)]
+
+pub(crate) mod proxy;
 
 use std::future::Future;
 use std::path::Path;
@@ -12,13 +13,13 @@ use fritter_common::log::{Access, DiskStorage, Log, LogStatus};
 use fritter_common::replicate::{Node, NodeConfig};
 
 /// Entry `i` of a test archive: distinct, 300 bytes at most, checkable.
-pub fn entry(i: u64) -> Vec<u8> {
+pub(crate) fn entry(i: u64) -> Vec<u8> {
     let mut b = format!("entry {i} ").into_bytes();
     b.resize(20 + (i % 7) as usize * 40, b'a' + (i % 26) as u8);
     b
 }
 
-pub fn writer(dir: &Path, kp: &KeyPair) -> Arc<Log> {
+pub(crate) fn writer(dir: &Path, kp: &KeyPair) -> Arc<Log> {
     Arc::new(
         Log::open(
             &DiskStorage::new(dir),
@@ -29,12 +30,12 @@ pub fn writer(dir: &Path, kp: &KeyPair) -> Arc<Log> {
     )
 }
 
-pub fn replica(dir: &Path, kp: &KeyPair) -> Arc<Log> {
+pub(crate) fn replica(dir: &Path, kp: &KeyPair) -> Arc<Log> {
     Arc::new(Log::open(&DiskStorage::new(dir), kp.public(), Access::Replica).expect("open replica"))
 }
 
 /// Appends entries `from..to` in batches of 1,000.
-pub fn fill(log: &Log, from: u64, to: u64) {
+pub(crate) fn fill(log: &Log, from: u64, to: u64) {
     let mut i = from;
     while i < to {
         let end = (i + 1000).min(to);
@@ -46,7 +47,7 @@ pub fn fill(log: &Log, from: u64, to: u64) {
 }
 
 /// Waits until the log's status satisfies `cond`, or panics after `secs` seconds.
-pub async fn wait_status(
+pub(crate) async fn wait_status(
     log: &Log,
     secs: u64,
     what: &str,
@@ -67,7 +68,7 @@ pub async fn wait_status(
 }
 
 /// Polls `cond` every 10 ms until it holds, or panics after `secs` seconds.
-pub async fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) async fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     while !cond() {
         if tokio::time::Instant::now() > deadline {
@@ -78,13 +79,13 @@ pub async fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// Runs a future with a deadline.
-pub async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
+pub(crate) async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(secs), f)
         .await
         .unwrap_or_else(|_| panic!("timed out after {secs} s: {what}"))
 }
 
-pub async fn listening_node() -> Node {
+pub(crate) async fn listening_node() -> Node {
     Node::start(NodeConfig {
         listen: Some("127.0.0.1:0".parse().expect("addr")),
         ..NodeConfig::default()
@@ -93,14 +94,14 @@ pub async fn listening_node() -> Node {
     .expect("start node")
 }
 
-pub async fn dialing_node() -> Node {
+pub(crate) async fn dialing_node() -> Node {
     Node::start(NodeConfig::default())
         .await
         .expect("start node")
 }
 
 /// Asserts two logs hold the same signed head and the same entries.
-pub fn assert_same(a: &Log, b: &Log) {
+pub(crate) fn assert_same(a: &Log, b: &Log) {
     let (ia, ib) = (a.info(), b.info());
     assert_eq!(
         (
@@ -126,7 +127,7 @@ pub fn assert_same(a: &Log, b: &Log) {
 }
 
 /// Installs a tracing subscriber once when `RUST_LOG` is set.
-pub fn trace() {
+pub(crate) fn trace() {
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -138,7 +139,7 @@ pub fn trace() {
 /// The Noise stream alone over a TCP stream: frames and the handshake, without the guard or
 /// `hypercore-protocol`. Tests use it to send what the protocol layer would never encode
 /// (truncated or malformed messages) through a real encrypted connection.
-pub fn raw_noise_over(
+pub(crate) fn raw_noise_over(
     stream: tokio::net::TcpStream,
     initiator: bool,
     parent: &tokio_util::sync::CancellationToken,

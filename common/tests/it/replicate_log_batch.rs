@@ -2,9 +2,6 @@
 //! syncs, per-proof results, nothing kept from a bad proof), `Log::proofs` (answers in runs) and
 //! `Log::subscribe` (status after every change).
 
-// Tests unwrap freely: a panic is a failed test with its cause.
-#![allow(clippy::unwrap_used)]
-
 use fritter_common::crypto::KeyPair;
 use fritter_common::log::sim::SimDisk;
 use fritter_common::log::{

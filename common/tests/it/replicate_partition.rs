@@ -7,19 +7,11 @@
 //! The proxies stand in for network namespaces with nft rules: they need no root and run the
 //! same on every CI machine.
 
-// Tests unwrap freely: a panic is a failed test with its cause.
-#![allow(clippy::unwrap_used)]
-
-mod replicate_support;
-
-#[path = "replicate_support/proxy.rs"]
-mod proxy;
-
 use std::time::Duration;
 
+use crate::replicate_support::*;
 use fritter_common::crypto::KeyPair;
 use fritter_common::replicate::{Node, NodeConfig};
-use replicate_support::*;
 
 fn config() -> NodeConfig {
     NodeConfig {

@@ -12,9 +12,6 @@
 //! names its seed; `FRITTER_SIM_SEED=<n>` replays just that one (exactly, except for the thread
 //! interleaving of the threaded seeds).
 
-// Tests unwrap freely: a panic is a failed test with its cause.
-#![allow(clippy::unwrap_used)]
-
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};

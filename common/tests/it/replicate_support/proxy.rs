@@ -2,7 +2,6 @@
 //! and can cut a connection after a given number of bytes from upstream, or black-hole all
 //! traffic (hold it, forward nothing) until healed. Plain threads and std sockets, so it runs
 //! beside any runtime and never shares its scheduler with the nodes under test.
-#![allow(dead_code)]
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -10,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub struct Proxy {
-    pub addr: SocketAddr,
+pub(crate) struct Proxy {
+    pub(crate) addr: SocketAddr,
     shared: Arc<Shared>,
 }
 
@@ -28,7 +27,7 @@ struct Shared {
 }
 
 impl Proxy {
-    pub fn start(upstream: SocketAddr) -> Proxy {
+    pub(crate) fn start(upstream: SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let addr = listener.local_addr().expect("addr");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -76,25 +75,25 @@ impl Proxy {
     }
 
     /// Cut every new connection once it has carried `bytes` bytes from upstream.
-    pub fn cut_after(&self, bytes: u64) {
+    pub(crate) fn cut_after(&self, bytes: u64) {
         self.shared.cut_after.store(bytes, Ordering::SeqCst);
     }
 
-    pub fn cuts(&self) -> u64 {
+    pub(crate) fn cuts(&self) -> u64 {
         self.shared.cuts.load(Ordering::SeqCst)
     }
 
     /// Stops forwarding in both directions; connections stay open.
-    pub fn block(&self) {
+    pub(crate) fn block(&self) {
         self.shared.blocked.store(true, Ordering::SeqCst);
     }
 
-    pub fn heal(&self) {
+    pub(crate) fn heal(&self) {
         self.shared.blocked.store(false, Ordering::SeqCst);
     }
 
     /// Closes every connection through the proxy.
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         for s in self.shared.socks.lock().expect("lock").drain(..) {
             let _ = s.shutdown(Shutdown::Both);
         }

@@ -2,9 +2,6 @@
 //! working, and once space is back the same log (not only a reopened one) writes again and
 //! everything verifies.
 
-// Tests unwrap freely: a panic is a failed test with its cause.
-#![allow(clippy::unwrap_used)]
-
 use fritter_common::crypto::KeyPair;
 use fritter_common::log::sim::SimDisk;
 use fritter_common::log::{Access, Log, LogError, ProofRequest, RequestBlock, RequestUpgrade};

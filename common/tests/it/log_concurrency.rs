@@ -1,9 +1,6 @@
 //! Many threads on one log: group commit must hand out every sequence number exactly once and
 //! put each block at the number its writer was told, while readers and truncates run alongside.
 
-// Tests unwrap freely: a panic is a failed test with its cause.
-#![allow(clippy::unwrap_used)]
-
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -5,16 +5,11 @@
 //! exactly. Before that was fixed, this connection broke with "Invalid message type to decode"
 //! or "received invalid message length" within the first second.
 
-// Tests unwrap freely: a panic is a failed test with its cause.
-#![allow(clippy::unwrap_used)]
-
-mod replicate_support;
-
 use std::sync::Arc;
 
+use crate::replicate_support::*;
 use fritter_common::crypto::KeyPair;
 use fritter_common::log::Log;
-use replicate_support::*;
 
 const ARCHIVES: usize = 600;
 const ENTRIES: u64 = 12;

@@ -2,9 +2,6 @@
 //! read archives the sync task appends to): each view sees what was committed when it opened,
 //! keeps reading it while the writer goes on, and never touches the files.
 
-// Tests unwrap freely: a panic is a failed test with its cause.
-#![allow(clippy::unwrap_used)]
-
 use std::fs;
 use std::path::Path;
 

@@ -12,9 +12,6 @@
 //! `ip netns exec`), steered over stdin/stdout. Needs root and `ip`; when the namespaces cannot
 //! be created the test says SKIPPED and why, and passes.
 
-// Tests unwrap freely: a panic is a failed test with its cause.
-#![allow(clippy::unwrap_used)]
-
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -231,7 +228,12 @@ impl Child {
         let mut process = Command::new("ip")
             .args(["netns", "exec", ns])
             .arg(exe)
-            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                crate::alone::test_name(module_path!(), test).as_str(),
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, "1")
             .env(LISTEN_ENV, listen)
             .env(EXPECT_ENV, expect)

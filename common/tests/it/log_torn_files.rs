@@ -6,9 +6,6 @@
 //! original entry or says which entry is corrupt (upstream Rust hypercore hangs or refuses to
 //! open on such files; see docs/notes/reliability.md).
 
-// Tests unwrap freely: a panic is a failed test with its cause.
-#![allow(clippy::unwrap_used)]
-
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -2,9 +2,6 @@
 //! key, deduplicated, never our own listen address, bounded per round, and validated at start.
 //! Only loopback literals and `localhost` from /etc/hosts are resolved: no DNS query is sent.
 
-// Tests unwrap freely: a panic is a failed test with its cause.
-#![allow(clippy::unwrap_used)]
-
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
