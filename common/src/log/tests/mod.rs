@@ -1,6 +1,6 @@
 //! Unit tests of the log: round trips, reopen, truncate, replication through proofs and the
 //! proofs a replica must refuse, plus property tests. Power loss, torn files, a full disk and
-//! many writers are tested from outside the crate, in `common/tests/log_*.rs`.
+//! many writers are tested from outside the crate, in `common/tests/it/log_*.rs`.
 
 use super::sim::SimDisk;
 use super::*;
