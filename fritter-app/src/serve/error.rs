@@ -18,7 +18,7 @@ use super::node::Node;
 /// An API error: 4xx with the message for the caller's mistakes, 500 with a generic message
 /// (the cause logged) for ours.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
 }
