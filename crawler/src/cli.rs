@@ -122,7 +122,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 fn check(cli: &Cli, config: &Config) -> anyhow::Result<ExitCode> {
-    let store = Store::new(&config.data_dir);
+    let store = fritter_common::store::Store::new(&config.data_dir);
     let reports = crate::validate::check_all(&store)?;
     let failed = reports.iter().filter(|r| r.error.is_some()).count();
     if cli.json {

@@ -241,7 +241,10 @@ mod tests {
         assert_eq!(host_warning(&config, any), None, "hosting off");
         config.hosting.enabled = true;
         let w = host_warning(&config, any).unwrap();
-        assert!(w.contains("0.0.0.0:8082") && w.contains("[hosting] host"), "{w}");
+        assert!(
+            w.contains("0.0.0.0:8082") && w.contains("[hosting] host"),
+            "{w}"
+        );
         assert!(host_warning(&config, "[::]:80".parse().unwrap()).is_some());
         assert_eq!(host_warning(&config, local), None);
         config.hosting.host = Some("fritter.example.org".into());

@@ -88,7 +88,11 @@ impl ClientAddr {
         extensions
             .get::<ClientAddr>()
             .map(|c| c.0)
-            .or_else(|| extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()))
+            .or_else(|| {
+                extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip())
+            })
             .unwrap_or(IpAddr::from([0, 0, 0, 0]))
     }
 }

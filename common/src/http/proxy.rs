@@ -34,11 +34,15 @@ impl IpBlock {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -158,7 +162,11 @@ mod tests {
         for line in xff {
             h.append("x-forwarded-for", line.parse().unwrap());
         }
-        assert_eq!(t.client(ip(peer), &h), ip(expected), "{trusted:?} {peer} {xff:?}");
+        assert_eq!(
+            t.client(ip(peer), &h),
+            ip(expected),
+            "{trusted:?} {peer} {xff:?}"
+        );
     }
 
     #[test]
@@ -175,8 +183,19 @@ mod tests {
         let v6: IpBlock = "fd00::/8".parse().unwrap();
         assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")));
         assert_eq!("::1".parse::<IpBlock>().unwrap().to_string(), "::1/128");
-        for bad in ["", "10.0.0.0/33", "::/129", "10.0.0/8", "example.org", "10.0.0.0/x"] {
-            assert_eq!(bad.parse::<IpBlock>(), Err(BadProxy(bad.to_owned())), "{bad}");
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0/8",
+            "example.org",
+            "10.0.0.0/x",
+        ] {
+            assert_eq!(
+                bad.parse::<IpBlock>(),
+                Err(BadProxy(bad.to_owned())),
+                "{bad}"
+            );
         }
         let e = TrustedProxies::parse(&["10.0.0.1", "nope"]).unwrap_err();
         assert!(e.to_string().contains("\"nope\""), "{e}");
@@ -191,7 +210,12 @@ mod tests {
         // From the proxy: the client it appended.
         check(&["10.0.0.1"], "10.0.0.1", &["198.51.100.1"], "198.51.100.1");
         // A client's forged entries are left of what the proxy appended: not believed.
-        check(&["10.0.0.1"], "10.0.0.1", &["1.1.1.1, 2.2.2.2, 198.51.100.1"], "198.51.100.1");
+        check(
+            &["10.0.0.1"],
+            "10.0.0.1",
+            &["1.1.1.1, 2.2.2.2, 198.51.100.1"],
+            "198.51.100.1",
+        );
         // A chain of trusted proxies is walked back to the first untrusted hop.
         check(
             &["10.0.0.0/8"],
@@ -201,13 +225,28 @@ mod tests {
         );
         // Ports, IPv6 and IPv4 seen as IPv6.
         check(&["::1"], "::1", &["198.51.100.1:4711"], "198.51.100.1");
-        check(&["127.0.0.1"], "::ffff:127.0.0.1", &["[2001:db8::1]:80"], "2001:db8::1");
+        check(
+            &["127.0.0.1"],
+            "::ffff:127.0.0.1",
+            &["[2001:db8::1]:80"],
+            "2001:db8::1",
+        );
         // No header from the proxy: the proxy is the client.
         check(&["10.0.0.1"], "10.0.0.1", &[], "10.0.0.1");
         // Every hop trusted: the left-most.
-        check(&["10.0.0.0/8"], "10.0.0.1", &["10.0.0.5, 10.0.0.2"], "10.0.0.5");
+        check(
+            &["10.0.0.0/8"],
+            "10.0.0.1",
+            &["10.0.0.5, 10.0.0.2"],
+            "10.0.0.5",
+        );
         // Junk stops the walk at the last trusted hop.
-        check(&["10.0.0.0/8"], "10.0.0.1", &["1.1.1.1, unknown, 10.0.0.2"], "10.0.0.2");
+        check(
+            &["10.0.0.0/8"],
+            "10.0.0.1",
+            &["1.1.1.1, unknown, 10.0.0.2"],
+            "10.0.0.2",
+        );
         check(&["10.0.0.1"], "10.0.0.1", &["x"], "10.0.0.1");
     }
 

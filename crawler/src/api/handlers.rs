@@ -133,7 +133,6 @@ pub(super) async fn mentions(
     Ok(answer_page(&state, info, Some(key), page))
 }
 
-
 pub(super) async fn thread(
     State(state): State<AppState>,
     q: Result<Query<Params>, QueryRejection>,
@@ -386,7 +385,7 @@ pub(super) async fn followers(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CrawlRequest {
+pub(super) struct CrawlRequest {
     url: String,
 }
 

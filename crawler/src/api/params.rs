@@ -58,7 +58,10 @@ impl<'de> Deserialize<'de> for Params {
     }
 }
 
-pub(super) fn params(q: Result<Query<Params>, QueryRejection>, allowed: &[&str]) -> Result<Params, ApiError> {
+pub(super) fn params(
+    q: Result<Query<Params>, QueryRejection>,
+    allowed: &[&str],
+) -> Result<Params, ApiError> {
     let Query(map) = q.map_err(|e| ApiError::param("query", e.body_text()))?;
     if map.too_many {
         return Err(ApiError::param(
@@ -167,7 +170,10 @@ pub(super) fn tag(p: &Params) -> Result<Option<String>, ApiError> {
 }
 
 /// `scope` and `viewer`: the archives a view is limited to, if any.
-pub(super) async fn scope(state: &AppState, p: &Params) -> Result<(Option<Vec<String>>, Value), ApiError> {
+pub(super) async fn scope(
+    state: &AppState,
+    p: &Params,
+) -> Result<(Option<Vec<String>>, Value), ApiError> {
     let scope = p.get("scope").map_or("all", String::as_str);
     // A viewer is checked even where the scope does not use it, so a typo is not ignored.
     let viewer = opt_key(p, "viewer")?;
