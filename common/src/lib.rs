@@ -20,6 +20,8 @@ pub mod archive;
 pub mod backup;
 pub mod crypto;
 pub mod discovery;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod log;
 pub mod model;
 pub mod replicate;

@@ -3,20 +3,8 @@
 //! machine: data in `./fritter-crawler-data`, the API on `127.0.0.1:8080`, replication on a
 //! free port.
 //!
-//! The hosting service is off unless the file says so; its keys, with their defaults:
-//!
-//! ```toml
-//! [hosting]
-//! enabled = true
-//! host = "host.example.org"      # what proofs must name; default: the --http address
-//! max_bytes = 100000000          # per account, all its archives (its own included)
-//! max_archives = 15              # per account, its own included
-//! nonce_ttl_ms = 600000          # how long a signup nonce is valid
-//! signup_per_minute = 10         # signups per client address
-//! max_pending = 10000            # live nonces at most
-//! max_nonces_per_archive = 16
-//! check_interval_ms = 1000       # longest pause between checks (changes trigger one at once)
-//! ```
+//! Every key, its default and why it is so: `crawler/config.example.toml` (a test below keeps
+//! it parsing and equal to the defaults).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -133,6 +121,56 @@ mod tests {
         assert_eq!(c.ingest.batch_entries, 10);
         std::fs::write(&j, r#"{"unknown": 1}"#).unwrap();
         assert!(Config::load(&j).is_err());
+    }
+
+    /// The example config holds every default: parsed, it is the default config; with its
+    /// commented-out settings switched on, it still parses and they take effect.
+    #[test]
+    fn the_example_config_is_the_defaults_and_its_comments_are_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let example = Config::load(&path).unwrap();
+        assert_eq!(format!("{example:#?}"), format!("{:#?}", Config::default()));
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        let on = uncomment_settings(&text);
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("on.toml");
+        std::fs::write(&t, &on).unwrap();
+        let c = Config::load(&t).unwrap_or_else(|e| panic!("{e:#}\n{on}"));
+        assert_eq!(c.hosting.host.as_deref(), Some("fritter.example.org"));
+        assert_eq!(c.api.trusted_proxies.len(), 3);
+        assert!(c.discovery.dht.port.is_some() && c.discovery.dht.bind_address.is_some());
+        assert_eq!(c.ingest.writer_threads, 1);
+    }
+
+    /// `text` with every `# key = value` line made a setting, replacing an earlier setting of
+    /// the same key in the same section.
+    fn uncomment_settings(text: &str) -> String {
+        let mut out: Vec<String> = Vec::new();
+        let mut section_start = 0;
+        for line in text.lines() {
+            if line.starts_with('[') {
+                section_start = out.len();
+            }
+            let setting = line.strip_prefix("# ").filter(|rest| {
+                rest.split_once(" = ").is_some_and(|(k, _)| {
+                    !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                })
+            });
+            match setting {
+                Some(rest) => {
+                    let key = format!("{} = ", rest.split_once(" = ").unwrap().0);
+                    let section: Vec<String> = out
+                        .drain(section_start..)
+                        .filter(|l| !l.starts_with(&key))
+                        .collect();
+                    out.extend(section);
+                    out.push(rest.to_owned());
+                }
+                None => out.push(line.to_owned()),
+            }
+        }
+        out.join("\n")
     }
 
     #[test]

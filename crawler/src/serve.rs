@@ -1,180 +1,253 @@
-//! The HTTP server: hyper's HTTP/1 connection builder driven by hand, because `axum::serve`
-//! has no header-read timeout (a slowloris client could hold connections forever). Each
-//! connection must send its request headers within the configured time; connections are
-//! capped (more wait in the kernel's accept queue until one closes); each buffers at most
-//! [`MAX_HEAD_BYTES`] of request head; shutdown stops accepting, lets requests in flight
-//! finish (up to a few seconds) and returns.
-//!
-//! The header timeout also closes connections that send nothing at all, and keep-alive
-//! connections idle between requests, so idle sockets cannot hold the connection cap. What
-//! comes after the head (a slow body, a slow handler) is under the router's request timeout.
+//! The crawler as one value: [`Server::bind`] assembles the node a `fritter-crawler` process
+//! runs (the store, the index and its ingest thread, replication, the crawler, the hosting
+//! service if configured, the HTTP API on the shared server loop of
+//! [`fritter_common::http`]) and [`Server::shutdown`] takes it apart in order, committing the
+//! index. `main` only prints what `bind` reports and waits for a signal; tests drive the same
+//! thing in-process.
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::connect_info::ConnectInfo;
-use axum::Router;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tower::ServiceExt;
+use anyhow::Context;
+use fritter_common::replicate::NodeConfig;
+use fritter_common::store::Store;
+use fritter_common::swarm::{Swarm, SwarmConfig};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
-/// How long shutdown waits for open connections (streams never end on their own).
-const DRAIN: Duration = Duration::from_secs(3);
+use crate::api::{router, router_with, AppState};
+use crate::config::Config;
+use crate::crawl::{CrawlLimits, Crawler};
+use crate::hosting::Hosting;
+use crate::index::Index;
+use crate::ingest::Ingester;
 
-/// Largest request head (request line and headers) a connection may buffer. hyper's default
-/// is about 400 KiB, which times the connection cap is a lot of memory for headers; every
-/// request of the API fits in far less. A longer head is refused by hyper (431 or 414).
-pub const MAX_HEAD_BYTES: usize = 64 * 1024;
-
-/// The connection limits of [`serve`].
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Time a connection has to send its request head.
-    pub header_timeout: Duration,
-    /// Open connections at most; more wait in the accept queue.
-    pub max_connections: usize,
-    /// Open connections from one IP address at most; more are closed at once, so one client
-    /// cannot hold every slot (idle ones only go at the header timeout).
-    pub max_per_client: usize,
+/// A running crawler. Dropping it without [`Server::shutdown`] stops the HTTP server but does
+/// not wait for the index to be committed.
+pub struct Server {
+    http: SocketAddr,
+    replication: Option<SocketAddr>,
+    stored: usize,
+    resumed: usize,
+    /// The host proofs must name and the accounts loaded, when hosting is on.
+    hosting: Option<(String, usize)>,
+    crawler: Arc<Crawler>,
+    ingest: Arc<Ingester>,
+    stop: Option<oneshot::Sender<()>>,
+    http_task: Option<JoinHandle<()>>,
 }
 
-impl Limits {
-    /// The limits an [`ApiConfig`](crate::api::ApiConfig) sets.
-    pub fn of(config: &crate::api::ApiConfig) -> Limits {
-        Limits {
-            header_timeout: Duration::from_millis(config.header_timeout_ms),
-            max_connections: config.max_connections,
-            max_per_client: config.max_connections_per_client,
-        }
-    }
-}
-
-/// Open connections per client address.
-#[derive(Default)]
-struct PerClient(parking_lot::Mutex<HashMap<IpAddr, usize>>);
-
-/// One connection counted in [`PerClient`]; uncounted when dropped.
-struct Counted(Arc<PerClient>, IpAddr);
-
-impl PerClient {
-    fn admit(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<Counted> {
-        let mut open = self.0.lock();
-        let n = open.entry(ip).or_insert(0);
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(Counted(self.clone(), ip))
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        let mut open = (self.0).0.lock();
-        if let Some(n) = open.get_mut(&self.1) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.1);
+impl Server {
+    /// Opens the data directory, starts replication, ingest and (if configured) hosting, and
+    /// serves the HTTP API on `config.http`. Call within a multi-threaded tokio runtime.
+    pub async fn bind(config: Config) -> anyhow::Result<Server> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "creating the data directory {} (pick another with --data-dir)",
+                config.data_dir.display()
+            )
+        })?;
+        // Half the descriptors for the archives' files, the rest for peers, clients and the
+        // index.
+        let fds = fritter_common::store::raise_fd_limit().unwrap_or(1024);
+        let max_files = (fds / 2).max(64) as usize;
+        let store = Store::exclusive(&config.data_dir, max_files)?;
+        tracing::info!(max_files, "archive files open at once");
+        let (index, payload) = Index::open(&config.data_dir.join("index"))?;
+        let resumed = payload.archives.len();
+        let (found_tx, found_rx) = tokio::sync::mpsc::channel(65_536);
+        let ingest = Ingester::start(
+            Arc::new(index),
+            payload,
+            config.ingest.clone(),
+            Some(found_tx),
+        )?;
+        let mut discovery = config.discovery.clone();
+        discovery.peers.extend(config.peers.iter().cloned());
+        let swarm = Swarm::start(SwarmConfig {
+            node: NodeConfig {
+                listen: config.listen,
+                ..NodeConfig::default()
+            },
+            discovery,
+        })
+        .await
+        .context("starting replication (pick another address with --listen)")?;
+        let replication = swarm.local_addr();
+        let crawler = Crawler::with_limits(
+            store,
+            ingest.clone(),
+            Some(swarm),
+            CrawlLimits {
+                max_archives: config.max_archives,
+                ..config.crawl.clone()
+            },
+        );
+        crawler.spawn_discovery(found_rx);
+        let stored = crawler.learn_stored()?;
+        for seed in &config.seeds {
+            if let Err(e) = crawler.learn_seed(seed) {
+                tracing::warn!("seed {seed}: {e:#}");
             }
         }
-    }
-}
-
-/// Serves `app` on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    limits: Limits,
-    shutdown: impl Future<Output = ()>,
-) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let per_client = Arc::new(PerClient::default());
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = &mut shutdown => break,
+        let listener = tokio::net::TcpListener::bind(config.http)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} for HTTP: pick another address with --http",
+                    config.http
+                )
+            })?;
+        let http = listener.local_addr()?;
+        let state = AppState::new(crawler.clone(), config.api.clone());
+        let (app, hosting) = if config.hosting.enabled {
+            if let Some(warning) = host_warning(&config, http) {
+                tracing::warn!("{warning}");
+            }
+            let host = config
+                .hosting
+                .host
+                .clone()
+                .unwrap_or_else(|| http.to_string());
+            let hosting = Hosting::open(
+                crawler.clone(),
+                config.hosting.clone(),
+                &config.data_dir,
+                &host,
+            )?;
+            hosting.spawn_checker();
+            let accounts = hosting.accounts().len();
+            let app = router_with(state, crate::hosting::api::router(hosting));
+            (app, Some((host, accounts)))
+        } else {
+            (router(state), None)
         };
-        let (stream, addr) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!("accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let Some(counted) = per_client.admit(addr.ip(), limits.max_per_client.max(1)) else {
-            tracing::debug!(client = %addr, "closing: too many connections from this address");
-            continue;
-        };
-        let svc = app
-            .clone()
-            .map_request(move |mut req: hyper::Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
-                req
-            });
-        let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
-            .max_buf_size(MAX_HEAD_BYTES)
-            .keep_alive(true);
-        let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
-        let conn = graceful.watch(conn);
-        let span = tracing::debug_span!("http", client = %addr);
-        tokio::spawn(tracing::Instrument::instrument(
+        let (stop, stopped) = oneshot::channel::<()>();
+        let http_task = tokio::spawn(fritter_common::http::serve(
+            listener,
+            app,
+            config.api.limits(),
             async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!("connection closed: {e}");
-                }
-                drop(counted);
-                drop(permit);
+                let _ = stopped.await;
             },
-            span,
         ));
+        Ok(Server {
+            http,
+            replication,
+            stored,
+            resumed,
+            hosting,
+            crawler,
+            ingest,
+            stop: Some(stop),
+            http_task: Some(http_task),
+        })
     }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(DRAIN) => tracing::info!("closing connections still open after {DRAIN:?}"),
+
+    /// The address the HTTP API listens on (the port chosen, if `:0` was asked for).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
+    /// The address replication connections are accepted on; `None` only dials out.
+    pub fn replication_addr(&self) -> Option<SocketAddr> {
+        self.replication
+    }
+
+    pub fn crawler(&self) -> &Arc<Crawler> {
+        &self.crawler
+    }
+
+    /// What the operator is told at start, one line each: where the API and replication are,
+    /// what was found on disk, and the hosting service.
+    pub fn banner(&self) -> Vec<String> {
+        let http = self.http;
+        let mut lines = vec![
+            format!("HTTP API on http://{http}/ (OpenAPI at http://{http}/openapi.json)"),
+            format!(
+                "replication on {}, {} archives on disk, index resumed for {}",
+                self.replication
+                    .map_or("(dial-out only)".to_owned(), |a| a.to_string()),
+                self.stored,
+                self.resumed
+            ),
+        ];
+        if let Some((host, accounts)) = &self.hosting {
+            lines.push(format!(
+                "hosting service for https://{host}/ ({accounts} accounts)"
+            ));
+        }
+        lines
+    }
+
+    /// Stops accepting HTTP connections (requests in flight get a few seconds), stops
+    /// replicating, and commits the index.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.http_task.take() {
+            task.await.context("the HTTP server failed")?;
+        }
+        self.crawler.shutdown().await;
+        let ingest = self.ingest.clone();
+        tokio::task::spawn_blocking(move || ingest.shutdown())
+            .await
+            .context("committing the index failed")?;
+        Ok(())
     }
 }
 
-/// Completes on ctrl-c or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!("cannot listen for ctrl-c: {e}");
-            std::future::pending::<()>().await;
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("http", &self.http)
+            .field("replication", &self.replication)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(task) = &self.http_task {
+            task.abort();
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM: {e}");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+    }
+}
+
+/// Why signups cannot work as configured, if they cannot: with no `[hosting] host`, proofs
+/// must name the HTTP address, and an unspecified one (`0.0.0.0`, `::`) is no one's name.
+fn host_warning(config: &Config, http: SocketAddr) -> Option<String> {
+    let unnamed = config.hosting.enabled && config.hosting.host.is_none();
+    (unnamed && http.ip().is_unspecified()).then(|| {
+        format!(
+            "hosting is on but [hosting] host is not set, so proofs must name the HTTP address \
+             {http}, which no client can reach: every signup will be refused (\"asked for a \
+             proof for {http}\"). Set [hosting] host to the name clients reach this service by, \
+             such as host = \"fritter.example.org\""
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warns_when_proofs_would_name_an_unspecified_address() {
+        let mut config = Config::default();
+        let any: SocketAddr = "0.0.0.0:8082".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:8082".parse().unwrap();
+        assert_eq!(host_warning(&config, any), None, "hosting off");
+        config.hosting.enabled = true;
+        let w = host_warning(&config, any).unwrap();
+        assert!(
+            w.contains("0.0.0.0:8082") && w.contains("[hosting] host"),
+            "{w}"
+        );
+        assert!(host_warning(&config, "[::]:80".parse().unwrap()).is_some());
+        assert_eq!(host_warning(&config, local), None);
+        config.hosting.host = Some("fritter.example.org".into());
+        assert_eq!(host_warning(&config, any), None);
     }
 }

@@ -1,5 +1,5 @@
 //! The HTTP limits over real TCP: the real router served by the real server loop
-//! (`fritter_crawler::serve::serve`) on 127.0.0.1, in front of a real crawler with a real
+//! (`fritter_common::http::serve`) on 127.0.0.1, in front of a real crawler with a real
 //! on-disk index, spoken to by hand-written HTTP/1.1 clients that misbehave on purpose
 //! (slowloris, idle sockets, oversized and stalled bodies, floods, hostile queries).
 //!
@@ -52,7 +52,7 @@ async fn start(api: ApiConfig, hosting: bool) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let ingest = support::fast_ingest(dir.path());
     let crawler = Crawler::new(Store::new(dir.path()), ingest, None, 1000);
-    let limits = fritter_crawler::serve::Limits::of(&api);
+    let limits = api.limits();
     let state = AppState::new(crawler.clone(), api);
     let app = if hosting {
         let h = Hosting::open(
@@ -72,7 +72,7 @@ async fn start(api: ApiConfig, hosting: bool) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(fritter_crawler::serve::serve(
+    tokio::spawn(fritter_common::http::serve(
         listener,
         app,
         limits,
@@ -550,6 +550,92 @@ async fn a_request_that_runs_too_long_gets_the_timeout_answer() {
     let v = assert_error(&a, 503, "timeout");
     println!("a stalled request was answered after {took:?}: {v}");
     assert!(took >= Duration::from_millis(900), "{took:?}");
+}
+
+/// A connection to `to` from the loopback address `from` (all of 127.0.0.0/8 is this machine),
+/// so one test can be both a reverse proxy and a client that is not one.
+async fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((from, 0))).unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// `GET /v1/status` from `from`, with an `X-Forwarded-For` header if `xff` is not empty.
+async fn status_from(server: &Server, from: [u8; 4], xff: &str) -> u16 {
+    let mut s = connect_from(from, server.addr).await;
+    let xff = if xff.is_empty() {
+        String::new()
+    } else {
+        format!("X-Forwarded-For: {xff}\r\n")
+    };
+    let req = format!("GET /v1/status HTTP/1.1\r\nHost: t\r\n{xff}Connection: close\r\n\r\n");
+    write_all(&s, req.as_bytes()).await.unwrap();
+    read_answer(&mut s).await.status
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_a_trusted_proxy_clients_are_limited_one_by_one_and_others_cannot_forge() {
+    const PROXY: [u8; 4] = [127, 0, 0, 2];
+    const DIRECT: [u8; 4] = [127, 0, 0, 1];
+    let proxied = |api: ApiConfig| ApiConfig {
+        trusted_proxies: vec!["127.0.0.2".parse().unwrap()],
+        ..api
+    };
+    let server = start(
+        proxied(ApiConfig {
+            rate_per_sec: 0.0,
+            burst: 2.0,
+            ..config()
+        }),
+        false,
+    )
+    .await;
+    // Through the proxy, each client has its own bucket: A's burst is spent, B's is not.
+    assert_eq!(status_from(&server, PROXY, "198.51.100.1").await, 200);
+    assert_eq!(status_from(&server, PROXY, "198.51.100.1").await, 200);
+    assert_eq!(status_from(&server, PROXY, "198.51.100.1").await, 429);
+    // Entries a client wrote itself (left of what the proxy appended) change nothing.
+    assert_eq!(
+        status_from(&server, PROXY, "198.51.100.2, 198.51.100.1").await,
+        429
+    );
+    assert_eq!(
+        status_from(&server, PROXY, "198.51.100.1, 198.51.100.2").await,
+        200
+    );
+    // The proxy itself is no client: its own requests count apart from its clients'.
+    assert_eq!(status_from(&server, PROXY, "").await, 200);
+    // Anyone else's header is ignored: a new address per request does not get around the limit.
+    assert_eq!(status_from(&server, DIRECT, "203.0.113.1").await, 200);
+    assert_eq!(status_from(&server, DIRECT, "203.0.113.2").await, 200);
+    assert_eq!(status_from(&server, DIRECT, "203.0.113.3").await, 429);
+
+    // The per-address connection cap (2) holds for the direct client: a third is closed at once.
+    // (A server of its own: a connection just answered may still count for a moment.)
+    let server = start(
+        proxied(ApiConfig {
+            max_connections_per_client: 2,
+            header_timeout_ms: 10_000,
+            ..config()
+        }),
+        false,
+    )
+    .await;
+    let mut idle = vec![
+        connect_from(DIRECT, server.addr).await,
+        connect_from(DIRECT, server.addr).await,
+    ];
+    let third = connect_from(DIRECT, server.addr).await;
+    let mut buf = [0u8; 64];
+    let r = tokio::time::timeout(BOUND, read_some(&third, &mut buf)).await;
+    assert!(r.is_ok(), "a third direct connection was left open");
+    // The proxy carries many clients: it holds more than the cap, and is still served.
+    for _ in 0..6 {
+        idle.push(connect_from(PROXY, server.addr).await);
+    }
+    // (Were it held to the cap, this connection would be closed unanswered: status 0.)
+    assert_eq!(status_from(&server, PROXY, "198.51.100.3").await, 200);
+    drop(idle);
 }
 
 /// What a hostile request must get.

@@ -285,3 +285,81 @@ fn kill_9_during_ingest_then_restart_loses_and_duplicates_nothing() {
     // The round that made progress saw more each time: the checkpoints survived the kills.
     assert!(cursors.windows(2).all(|w| w[0] <= w[1]), "{cursors:?}");
 }
+
+/// With `RUST_LOG=info` (what `--help` suggests, and what [`Daemon`] sets) the crawler shows
+/// its own progress but not a line per replication protocol message: those stay at debug.
+#[test]
+fn info_logs_show_progress_without_a_line_per_protocol_message() {
+    let alice = Fritter::new();
+    let alice_url = alice.init("Alice");
+    for i in 0..20 {
+        alice.run(["post", &format!("post {i} #logs")]).success();
+    }
+    let mut node = alice.start(["sync", "--listen", "127.0.0.1:0", OFFLINE[0], OFFLINE[1]]);
+    node.wait_until(30, "the node to listen", |d| {
+        listening_addr(&d.stderr()).is_some()
+    });
+    let peer = listening_addr(&node.stderr()).expect("address");
+    let data = tempfile::tempdir().expect("temp dir");
+    let crawler = CrawlerProcess::start(data.path(), ["--peer", &peer, "--seed", &alice_url]);
+    wait_for(&crawler, "/v1/search?tag=logs&limit=50", 90, |v| {
+        hits(v) == 20
+    });
+    let log = crawler.stderr();
+    // The crawler's own progress is there...
+    assert!(log.contains("archive files open at once"), "{log}");
+    // ...and 20 statuses replicated without one protocol line.
+    let protocol: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("hypercore_protocol"))
+        .take(5)
+        .collect();
+    assert!(
+        protocol.is_empty(),
+        "per-message lines at info: {protocol:#?}"
+    );
+    drop(node);
+}
+
+/// Hosting with no `[hosting] host` while HTTP binds every interface: proofs would have to name
+/// `0.0.0.0:PORT`, so every signup would be refused. The operator is told at start.
+#[test]
+fn hosting_without_a_host_name_on_a_wildcard_address_warns_at_start() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let start = |name: &str, config: &str| {
+        let path = data.path().join(format!("{name}.toml"));
+        std::fs::write(&path, config).expect("config");
+        let mut cmd = std::process::Command::new(fritter_tests::crawler_bin());
+        cmd.arg("--data-dir")
+            .arg(data.path().join(name))
+            .arg("--config")
+            .arg(&path)
+            .args(["--http", "0.0.0.0:0", "--listen", "127.0.0.1:0"])
+            .args(OFFLINE)
+            .env_remove("FRITTER_CRAWLER_DATA_DIR");
+        let mut d = fritter_tests::Daemon::start(cmd);
+        d.wait_until(60, "the crawler to serve", |d| {
+            d.stdout().contains("hosting service for")
+        });
+        d
+    };
+    let unnamed = start("unnamed", "[hosting]\nenabled = true\n");
+    let log = unnamed.stderr();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("[hosting] host is not set"))
+        .unwrap_or_else(|| panic!("no warning on stderr:\n{log}"));
+    assert!(
+        warning.contains("0.0.0.0:") && warning.contains("signup will be refused"),
+        "{warning}"
+    );
+    let named = start(
+        "named",
+        "[hosting]\nenabled = true\nhost = \"fritter.example.org\"\n",
+    );
+    assert!(
+        !named.stderr().contains("[hosting] host"),
+        "{}",
+        named.stderr()
+    );
+}

@@ -5,10 +5,8 @@
 //! - `GET /v1/hosting/{key}`: an account's archives, quota use and reasons; or the pending
 //!   signup and what it waits for.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::connect_info::ConnectInfo;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -68,10 +66,7 @@ fn parse_key(value: &str) -> Result<PublicKey, String> {
 }
 
 async fn signup(State(h): State<Arc<Hosting>>, req: Request) -> Response {
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let ip = crate::api::client_ip(&req);
     if !h.signup_limiter.allow(ip) {
         return HostingError::RateLimited.into_response();
     }

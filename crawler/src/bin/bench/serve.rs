@@ -215,11 +215,11 @@ pub(crate) fn serve(
              --urls {u}/mentions.txt --urls {u}/thread.txt --urls {u}/search.txt --urls {u}/trending.txt"
         );
         let _ = std::io::stdout().flush();
-        fritter_crawler::serve::serve(
+        fritter_common::http::serve(
             listener,
             app,
-            fritter_crawler::serve::Limits::of(&config),
-            fritter_crawler::serve::shutdown_signal(),
+            config.limits(),
+            fritter_common::http::shutdown_signal(),
         )
         .await;
         println!("stopped serving");
