@@ -11,14 +11,14 @@ use parking_lot::Mutex;
 /// Most client addresses tracked at once.
 const MAX_CLIENTS: usize = 100_000;
 
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     rate: f64,
     burst: f64,
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
 }
 
 impl RateLimiter {
-    pub fn new(rate: f64, burst: f64) -> RateLimiter {
+    pub(crate) fn new(rate: f64, burst: f64) -> RateLimiter {
         RateLimiter {
             rate: rate.max(0.0),
             burst: burst.max(1.0),
@@ -27,13 +27,13 @@ impl RateLimiter {
     }
 
     /// Takes one token for `ip`; false if it has none left.
-    pub fn allow(&self, ip: IpAddr) -> bool {
+    pub(crate) fn allow(&self, ip: IpAddr) -> bool {
         self.check(ip).is_ok()
     }
 
     /// Takes one token for `ip`; if it has none left, how many whole seconds until it has one
     /// (what `Retry-After` says). A rate of zero never refills: then it says an hour.
-    pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
+    pub(crate) fn check(&self, ip: IpAddr) -> Result<(), u64> {
         let now = Instant::now();
         let mut b = self.buckets.lock();
         if b.len() >= MAX_CLIENTS && !b.contains_key(&ip) {

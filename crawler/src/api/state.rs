@@ -18,6 +18,12 @@ pub struct AppState {
     pub(super) inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
 pub(super) struct Inner {
     pub(super) crawler: Arc<Crawler>,
     pub(super) config: ApiConfig,
