@@ -60,6 +60,8 @@ pub enum Begin {
 #[derive(Debug, Clone)]
 pub struct Keys {
     dir: PathBuf,
+    /// Records kept at most ([`MAX_KEYS`]; fewer in tests).
+    max: usize,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -133,7 +135,10 @@ impl Keys {
 
     /// Records kept in `dir`.
     pub fn at(dir: PathBuf) -> Keys {
-        Keys { dir }
+        Keys {
+            dir,
+            max: MAX_KEYS,
+        }
     }
 
     fn path(&self, key: &str) -> PathBuf {
@@ -240,7 +245,7 @@ impl Keys {
             .map_err(self.io(key, &self.dir))
     }
 
-    /// Removes expired records, and the oldest beyond [`MAX_KEYS`] - 1 to make room for one.
+    /// Removes expired records, and the oldest beyond the bound - 1 to make room for one.
     fn prune(&self) {
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return;
@@ -261,9 +266,9 @@ impl Keys {
                 kept.push((modified, path));
             }
         }
-        if kept.len() >= MAX_KEYS {
+        if kept.len() >= self.max {
             kept.sort();
-            for (_, path) in &kept[..=kept.len() - MAX_KEYS] {
+            for (_, path) in &kept[..=kept.len() - self.max] {
                 let _ = fs::remove_file(path);
             }
         }
@@ -340,11 +345,14 @@ mod tests {
 
     #[test]
     fn records_are_bounded() {
-        let (_dir, keys) = keys();
-        for i in 0..MAX_KEYS + 5 {
+        let (_dir, mut keys) = keys();
+        keys.max = 10;
+        for i in 0..25 {
             keys.begin(&format!("k{i}"), "r", 0).unwrap();
         }
         let n = fs::read_dir(&keys.dir).unwrap().count();
-        assert!(n <= MAX_KEYS, "{n} records kept");
+        assert_eq!(n, 10, "records kept");
+        // The newest is among them.
+        assert!(keys.read("k24").is_some());
     }
 }

@@ -88,6 +88,47 @@ pub fn run(cli: Cli, out: &mut Output<'_>) -> anyhow::Result<()> {
     }
 }
 
+fn run_here(app: &App, command: Command, out: &mut Output<'_>) -> anyhow::Result<()> {
+    let app = app.clone();
+    match command {
+        Command::Init { name, bio } => out.emit(&identity::init(&app, &name, &bio)?)?,
+        Command::Url => out.emit(&identity::url(&app)?)?,
+        Command::Profile { name, bio } => out.emit(&identity::profile(&app, name, bio)?)?,
+        Command::Post { text } => out.emit(&publish::post(&app, &text)?)?,
+        Command::Reply { url, text } => out.emit(&publish::reply(&app, &url, &text)?)?,
+        Command::Like { url } => out.emit(&publish::like(&app, &url)?)?,
+        Command::Unlike { url } => out.emit(&publish::unlike(&app, &url)?)?,
+        Command::Delete { url } => out.emit(&publish::delete(&app, &url)?)?,
+        Command::Follow { url } => out.emit(&follows::follow(&app, &url)?)?,
+        Command::Unfollow { url } => out.emit(&follows::unfollow(&app, &url)?)?,
+        Command::Show { path } => out.emit(&files::show(&app, &path)?)?,
+        Command::Ls { path } => out.emit(&files::ls(&app, &path)?)?,
+        Command::Log { path } => out.emit(&files::log(&app, path.as_deref())?)?,
+        Command::Export { file, force } => out.emit(&backup::export(&app, &file, force)?)?,
+        Command::Import { file } => out.emit(&backup::import(&app, &file)?)?,
+        Command::Serve { http, net, crawler } => serve::run(
+            app,
+            serve::ServeOptions {
+                http,
+                net: net.flags(),
+                crawler,
+            },
+            out,
+        )?,
+        Command::Sync { net, once, timeout } => {
+            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let timeout = std::time::Duration::from_secs(timeout);
+            out.emit(&sync::run(&app, &net.flags(), once, timeout, progress)?)?
+        }
+        Command::Peers => out.emit(&sync::peers(&app)?)?,
+        Command::Host { command } => host::run(&app, command, out)?,
+        Command::Feed { limit, cursor } => {
+            out.emit(&feed::feed(&app, cursor.as_deref(), usize::from(limit))?)?
+        }
+    }
+    Ok(())
+}
+
 /// How long a write that found the archive locked waits for its holder's `serve.json` (a
 /// `fritter serve` or `fritter sync` writes it just after taking the lock).
 const FIND_SERVER: Duration = Duration::from_secs(2);

@@ -75,7 +75,8 @@ pub struct Deleted {
 
 /// Publishes a status, its `@names` resolved against the followed archives held here.
 pub fn post(app: &App, text: &str) -> anyhow::Result<Posted> {
-    post_with(app, &app.store.open_own()?, text)
+    let own = app.store.open_own()?;
+    post_with(app, &own, text)
 }
 
 /// [`post`] into `own`, held open by the caller; `@mentions` resolve against what `app` holds.
@@ -92,7 +93,8 @@ pub fn post_in(own: &Archive, known: &KnownNames, text: &str) -> anyhow::Result<
 
 /// Publishes a reply to the status at `target`, pinned to the entry that wrote it.
 pub fn reply(app: &App, target: &str, text: &str) -> anyhow::Result<Posted> {
-    reply_with(app, &app.store.open_own()?, target, text)
+    let own = app.store.open_own()?;
+    reply_with(app, &own, target, text)
 }
 
 /// [`reply`] from `own`, held open by the caller.

@@ -35,7 +35,6 @@ const ATTEMPTS: u32 = 3;
 /// A running `fritter serve` of this data directory.
 pub struct Remote {
     info: ServeInfo,
-    data_dir: std::path::PathBuf,
     agent: ureq::Agent,
 }
 
@@ -81,11 +80,7 @@ impl Remote {
             .http_status_as_error(false)
             .build()
             .into();
-        Some(Remote {
-            info,
-            data_dir: app.store.root().to_owned(),
-            agent,
-        })
+        Some(Remote { info, agent })
     }
 
     pub fn url(&self) -> &str {
