@@ -695,6 +695,16 @@ fn serve_waits_for_a_held_archive_and_takes_it_once_free() {
         "{me}"
     );
     assert!(!f.data_dir().join("serve.json").exists());
+    // A write meanwhile is refused (after looking for a server for a while); serve still waits.
+    f.run(["post", "too early"])
+        .fails(1, "is in use by another process")
+        .stderr_has(&format!("pid {}", held.pid()));
+    let (status, feed) = serve.get("/api/feed");
+    assert_eq!(status, 503, "{feed}");
+    assert!(
+        feed["error"].as_str().unwrap_or("").contains(&waiting),
+        "{feed}"
+    );
 
     // Released: serve takes the archive without a restart and goes live.
     held.release();
