@@ -35,7 +35,18 @@ pub enum StoreError {
     #[error("{}: {reason}", path.display())]
     BadKeyFile { path: PathBuf, reason: String },
     #[error("archive {key} is in use by another process ({holder}); stop it, or run the command while `fritter serve` is running so it goes through it")]
-    Locked { key: PublicKey, holder: String },
+    Locked {
+        key: PublicKey,
+        holder: String,
+        /// The holder's pid, as it wrote it into the lock file.
+        pid: Option<u32>,
+    },
+    #[error("{} is held by another process ({holder})", path.display())]
+    FileLocked {
+        path: PathBuf,
+        holder: String,
+        pid: Option<u32>,
+    },
     #[error("data directory {} is in use by another process ({holder}); stop it, or pass another data directory", dir.display())]
     DirLocked { dir: PathBuf, holder: String },
     #[error("archive {0} is not stored in this data directory")]
@@ -229,6 +240,18 @@ impl Store {
             .map_err(|e| e.for_archive(*key))
     }
 
+    /// Takes the lock file `name` (a path inside the data directory, created if missing), so
+    /// one process at a time plays a role (`app/serve.lock`: the one `fritter serve`), or says
+    /// which process holds it.
+    pub fn lock_file(&self, name: &str) -> Result<FileLock, StoreError> {
+        let path = self.root.join(name);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+        }
+        let file = take_lock(&path).map_err(|e| e.for_file(&path))?;
+        Ok(FileLock { _file: file })
+    }
+
     /// Opens the owner's archive for writing (creating its log on first use).
     pub fn open_own(&self) -> Result<OpenArchive, StoreError> {
         let kp = self.require_identity()?;
@@ -297,26 +320,55 @@ impl Store {
 /// Why a lock file could not be taken.
 enum LockError {
     Io(StoreError),
-    Held(String),
+    /// Held by another process: its pid, when it wrote one.
+    Held(Option<u32>),
+}
+
+fn describe_holder(pid: Option<u32>) -> String {
+    match pid {
+        Some(pid) => format!("pid {pid}"),
+        None => "unknown process".to_owned(),
+    }
 }
 
 impl LockError {
     fn for_archive(self, key: PublicKey) -> StoreError {
         match self {
             LockError::Io(e) => e,
-            LockError::Held(holder) => StoreError::Locked { key, holder },
+            LockError::Held(pid) => StoreError::Locked {
+                key,
+                holder: describe_holder(pid),
+                pid,
+            },
         }
     }
 
     fn for_dir(self, dir: &Path) -> StoreError {
         match self {
             LockError::Io(e) => e,
-            LockError::Held(holder) => StoreError::DirLocked {
+            LockError::Held(pid) => StoreError::DirLocked {
                 dir: dir.to_owned(),
-                holder,
+                holder: describe_holder(pid),
             },
         }
     }
+
+    fn for_file(self, path: &Path) -> StoreError {
+        match self {
+            LockError::Io(e) => e,
+            LockError::Held(pid) => StoreError::FileLocked {
+                path: path.to_owned(),
+                holder: describe_holder(pid),
+                pid,
+            },
+        }
+    }
+}
+
+/// A lock on one file of the data directory, held until dropped (or the process ends).
+#[derive(Debug)]
+pub struct FileLock {
+    _file: File,
 }
 
 /// Takes an exclusive `flock` on `path` (created if missing) and writes our pid into it.
@@ -331,12 +383,10 @@ fn take_lock(path: &Path) -> Result<File, LockError> {
     // SAFETY: flock on a descriptor we own; no memory is shared.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
+        // The holder wrote its pid; anything else (empty, junk, huge) names no one.
         let mut holder = String::new();
-        let _ = f.read_to_string(&mut holder);
-        return Err(LockError::Held(match holder.trim() {
-            "" => "unknown process".to_owned(),
-            pid => format!("pid {pid}"),
-        }));
+        let _ = (&mut f).take(32).read_to_string(&mut holder);
+        return Err(LockError::Held(holder.trim().parse().ok()));
     }
     f.set_len(0)
         .map_err(|e| LockError::Io(io_err("writing", path)(e)))?;

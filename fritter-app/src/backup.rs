@@ -37,14 +37,19 @@ pub struct Imported {
 
 /// Writes your identity and archive to `file`.
 pub fn export(app: &App, file: &Path, force: bool) -> anyhow::Result<Exported> {
+    // Hold the archive's lock so its files cannot change while they are copied.
+    let _own = app.store.open_own()?;
+    export_held(app, file, force)
+}
+
+/// [`export`] by the process that holds the archive's lock (and lets no write happen meanwhile).
+pub fn export_held(app: &App, file: &Path, force: bool) -> anyhow::Result<Exported> {
     if file.exists() && !force {
         bail!(
             "{} exists; pass --force to replace it, or choose another file",
             file.display()
         );
     }
-    // Hold the archive's lock so its files cannot change while they are copied.
-    let _own = app.store.open_own()?;
     let summary = backup::export(&app.store, file)?;
     Ok(Exported {
         file: file.to_owned(),

@@ -99,6 +99,7 @@ fn put_own(app: &App, file: &File) -> anyhow::Result<Written> {
             let answer = remote.post(
                 "/api/file",
                 &json!({"path": path.as_str(), "value": file.to_value()}),
+                &crate::idempotency::new_key(),
             )?;
             written_from(&answer.json)
         }
@@ -119,7 +120,11 @@ fn delete_own(app: &App, path: &FilePath) -> anyhow::Result<Written> {
         }
         Err(StoreError::Locked { .. }) if Remote::find(app).is_some() => {
             let remote = Remote::find(app).context("`fritter serve` is gone")?;
-            let answer = remote.post("/api/delete", &json!({"url": path.as_str()}))?;
+            let answer = remote.post(
+                "/api/delete",
+                &json!({"url": path.as_str()}),
+                &crate::idempotency::new_key(),
+            )?;
             written_from(&answer.json)
         }
         Err(e) => Err(e.into()),

@@ -79,8 +79,13 @@ pub fn post(app: &App, text: &str) -> anyhow::Result<Posted> {
     // request would otherwise be sent to it only to be refused there.
     compose::check_text(text)?;
     let own = app.store.open_own()?;
-    let known = known_names(app, &own)?;
-    post_in(&own, &known, text)
+    post_with(app, &own, text)
+}
+
+/// [`post`] into `own`, held open by the caller; `@mentions` resolve against what `app` holds.
+pub fn post_with(app: &App, own: &Archive, text: &str) -> anyhow::Result<Posted> {
+    let known = known_names(app, own)?;
+    post_in(own, &known, text)
 }
 
 /// Publishes a status into `own` (held open by the caller, e.g. `fritter serve`).
@@ -93,10 +98,15 @@ pub fn post_in(own: &Archive, known: &KnownNames, text: &str) -> anyhow::Result<
 pub fn reply(app: &App, target: &str, text: &str) -> anyhow::Result<Posted> {
     compose::check_text(text)?;
     let own = app.store.open_own()?;
+    reply_with(app, &own, target, text)
+}
+
+/// [`reply`] from `own`, held open by the caller.
+pub fn reply_with(app: &App, own: &Archive, target: &str, text: &str) -> anyhow::Result<Posted> {
     let parent_url = status_url(app, target)?;
     let key: PublicKey = parent_url.key().into();
     let parent = if key == own.key() {
-        read_parent(&own, parent_url)?
+        read_parent(own, parent_url)?
     } else {
         let archive = match app.store.open_view(&key) {
             Ok(archive) => archive,
@@ -111,8 +121,8 @@ pub fn reply(app: &App, target: &str, text: &str) -> anyhow::Result<Posted> {
         };
         read_parent(&archive, parent_url)?
     };
-    let known = known_names(app, &own)?;
-    reply_in(&own, &known, &parent, text)
+    let known = known_names(app, own)?;
+    reply_in(own, &known, &parent, text)
 }
 
 /// Publishes into `own` a reply to `parent`, already read by the caller.

@@ -1,7 +1,11 @@
-//! Commands through a running `fritter serve`: while it runs it holds the archive's write lock,
-//! so a write command that finds the lock taken sends the same request to its API instead
-//! (address and token from `serve.json` in the data directory, mode 0600), and prints the
-//! server's report exactly as it would have printed its own.
+//! Commands through a running `fritter serve` or `fritter sync`: while one runs it holds the
+//! archive's write lock, so a write command that finds the lock taken sends the same request to
+//! its API instead (address and token from `serve.json` in the data directory, mode 0600), and
+//! prints the server's report exactly as it would have printed its own.
+//!
+//! Every attempt of one command carries the same idempotency key ([`crate::idempotency`]): an
+//! attempt whose answer was lost (timeout, connection closed) is sent again, and the server
+//! answers it with the first answer instead of writing twice.
 
 use std::fmt;
 use std::time::Duration;
@@ -17,11 +21,27 @@ use crate::serve::api::TOKEN_HEADER;
 use crate::serve::ServeInfo;
 use crate::App;
 
+/// The server named by `serve.json` did not answer (it stopped, or the connection broke).
+#[derive(Debug, thiserror::Error)]
+#[error("`fritter serve` at {url} does not answer: {source}")]
+pub struct NoAnswer {
+    pub url: String,
+    source: ureq::Error,
+}
+
+/// Attempts of one request whose answer is lost, before giving up on the server.
+const ATTEMPTS: u32 = 3;
+
 /// A running `fritter serve` of this data directory.
 pub struct Remote {
     info: ServeInfo,
-    data_dir: std::path::PathBuf,
     agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote").finish_non_exhaustive()
+    }
 }
 
 /// A report rendered by the server: its JSON, its text and its warnings.
@@ -54,16 +74,19 @@ impl Remote {
     /// The server named by `serve.json`, if there is one (it may have stopped since).
     pub fn find(app: &App) -> Option<Remote> {
         let info = ServeInfo::read(app)?;
+        // Left behind by a server that was killed: nobody answers there.
+        // SAFETY: signal 0 only checks that the process exists.
+        let alive = unsafe { libc::kill(info.pid as libc::pid_t, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if !alive {
+            return None;
+        }
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(30)))
             .http_status_as_error(false)
             .build()
             .into();
-        Some(Remote {
-            info,
-            data_dir: app.store.root().to_owned(),
-            agent,
-        })
+        Some(Remote { info, agent })
     }
 
     pub fn url(&self) -> &str {
@@ -78,12 +101,9 @@ impl Remote {
         &self,
         result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> anyhow::Result<Value> {
-        let mut res = result.with_context(|| {
-            format!(
-                "`fritter serve` at {} does not answer (if it stopped, remove {})",
-                self.info.url,
-                self.data_dir.join("serve.json").display()
-            )
+        let mut res = result.map_err(|source| NoAnswer {
+            url: self.info.url.clone(),
+            source,
         })?;
         let status = res.status();
         let text = res
@@ -117,7 +137,7 @@ impl Remote {
         loop {
             let me = self.answer(self.agent.get(&self.endpoint("/api/me")).call())?;
             if let Some(err) = me["error"].as_str() {
-                return Err(anyhow!("`fritter serve` could not start: {err}"));
+                return Err(anyhow!("`fritter serve` is not serving yet: {err}"));
             }
             if me["starting"] != true || std::time::Instant::now() > deadline {
                 return Ok(());
@@ -126,16 +146,36 @@ impl Remote {
         }
     }
 
-    /// `POST <path>` of a write endpoint, with the token; the server's report.
-    pub fn post(&self, path: &str, body: &Value) -> anyhow::Result<Rendered> {
+    /// `POST <path>` of a write endpoint, with the token and the command's idempotency key;
+    /// sent again (same key) when the answer is lost. The server's report.
+    pub fn post(&self, path: &str, body: &Value, key: &str) -> anyhow::Result<Rendered> {
         self.wait_started()?;
-        let value = self.answer(
-            self.agent
-                .post(&self.endpoint(path))
-                .header(TOKEN_HEADER, &self.info.token)
-                .send_json(body),
-        )?;
-        Ok(Rendered {
+        let mut attempt = 1;
+        let value = loop {
+            let sent = self.answer(
+                self.agent
+                    .post(&self.endpoint(path))
+                    .header(TOKEN_HEADER, &self.info.token)
+                    .header(crate::idempotency::HEADER, key)
+                    .send_json(body),
+            );
+            match sent {
+                Err(err) if err.is::<NoAnswer>() && attempt < ATTEMPTS => {
+                    tracing::debug!(error = %format!("{err:#}"), attempt, key, "no answer; sending again");
+                    std::thread::sleep(Duration::from_millis(200 << attempt));
+                    attempt += 1;
+                }
+                other => break other?,
+            }
+        };
+        Ok(Rendered::from_answer(&value))
+    }
+}
+
+impl Rendered {
+    /// A write's answer as [`answer_of`] made it.
+    pub fn from_answer(value: &Value) -> Rendered {
+        Rendered {
             json: value["result"].clone(),
             text: value["text"].as_str().unwrap_or_default().to_owned(),
             warnings: value["warnings"]
@@ -146,13 +186,28 @@ impl Remote {
                         .collect()
                 })
                 .unwrap_or_default(),
-        })
+        }
     }
+}
+
+/// A write's answer, as the API sends it and a repeated idempotency key gets it: the report as
+/// JSON, as text, and its warnings.
+pub fn answer_of<R: Report>(report: &R) -> anyhow::Result<Value> {
+    Ok(json!({
+        "result": serde_json::to_value(report)?,
+        "text": report.to_string(),
+        "warnings": report.warnings(),
+    }))
 }
 
 /// The API request that does what a write command does, if it is one `fritter serve` can run.
 pub fn request_for(command: &Command) -> Option<(&'static str, Value)> {
     Some(match command {
+        // The server runs elsewhere: the file is named as this command's directory sees it.
+        Command::Export { file, force } => (
+            "/api/export",
+            json!({ "file": std::path::absolute(file).ok()?, "force": force }),
+        ),
         Command::Post { text } => ("/api/post", json!({ "text": text })),
         Command::Reply { url, text } => ("/api/reply", json!({ "url": url, "text": text })),
         Command::Like { url } => ("/api/like", json!({ "url": url })),

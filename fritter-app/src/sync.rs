@@ -14,6 +14,7 @@ use anyhow::{bail, Context};
 use fritter_common::archive::Archive;
 use fritter_common::crypto::PublicKey;
 use fritter_common::discovery;
+use fritter_common::http::shutdown_signal;
 use fritter_common::log::{Log, LogStatus};
 use fritter_common::model::ArchiveUrl;
 use fritter_common::replicate::NodeConfig;
@@ -56,6 +57,12 @@ pub struct Sync {
     changes: broadcast::Sender<PublicKey>,
     cancel: CancellationToken,
     tasks: Mutex<JoinSet<()>>,
+}
+
+impl std::fmt::Debug for Sync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sync").finish_non_exhaustive()
+    }
 }
 
 /// A followed archive held open: the replica's lock, and a view over its log.
@@ -339,6 +346,9 @@ impl NetFlags {
 }
 
 /// Runs `fritter sync`: until ctrl-c, or with `once` until caught up (or `timeout`).
+///
+/// It serves the same local API as `fritter serve` (on 127.0.0.1, a free port, announced in
+/// `serve.json`), so every command works while it runs: they go through it, as through serve.
 pub fn run(
     app: &App,
     net: &NetFlags,
@@ -346,60 +356,91 @@ pub fn run(
     timeout: Duration,
     progress: bool,
 ) -> anyhow::Result<Synced> {
-    let own = app.store.open_own()?;
+    app.store.require_identity()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("could not start the async runtime")?;
     runtime.block_on(async {
-        let sync = Sync::start(&app.store, own.log().clone(), net.options()).await?;
-        if let Some(addr) = sync.swarm().local_addr() {
-            eprintln!(
-                "replicating {} archive(s); listening on {addr}",
-                sync.swarm().progress().len()
-            );
-        }
-        let caught_up = if once {
-            let wait = sync.swarm().caught_up(timeout);
-            tokio::pin!(wait);
-            let mut ticker = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    done = &mut wait => break done,
-                    _ = ticker.tick(), if progress => print_progress(sync.swarm()),
-                    _ = shutdown_signal() => break false,
-                }
-            }
-        } else {
-            let mut ticker = tokio::time::interval(Duration::from_secs(2));
-            loop {
-                tokio::select! {
-                    _ = ticker.tick(), if progress => print_progress(sync.swarm()),
-                    _ = shutdown_signal() => break,
-                }
-            }
-            eprintln!("stopping");
-            true
+        let options = crate::serve::ServeOptions {
+            http: SocketAddr::from(([127, 0, 0, 1], 0)),
+            net: net.clone(),
+            crawler: None,
         };
-        let stats = sync.swarm().node().stats();
-        let archives = sync
-            .swarm()
-            .progress()
-            .into_iter()
-            .map(|p| SyncedArchive {
-                url: ArchiveUrl::root(p.key.into()).to_string(),
-                length: p.length,
-                contiguous: p.contiguous,
-                peers: p.peers,
-            })
-            .collect();
-        sync.shutdown().await;
-        Ok(Synced {
-            caught_up,
-            archives,
-            blocks_downloaded: stats.blocks_downloaded,
-            blocks_uploaded: stats.blocks_uploaded,
+        let server = crate::serve::Server::start(app, options).await?;
+        let claimed = server.claim().await;
+        if let Err(err) = claimed {
+            let running = crate::remote::Remote::find(app).map(|r| r.url().to_owned());
+            return match running {
+                Some(url) if crate::remote::is_locked(&err) => Err(anyhow::anyhow!(
+                    "your archives are already replicated by the `fritter serve` or `fritter sync` at {url}; `fritter peers` shows its connections"
+                )),
+                _ => Err(err),
+            };
+        }
+        let result = replicate(&server, once, timeout, progress).await;
+        server.stop().await?;
+        result
+    })
+}
+
+/// The foreground part of `fritter sync`, on the server's live node.
+async fn replicate(
+    server: &crate::serve::Server,
+    once: bool,
+    timeout: Duration,
+    progress: bool,
+) -> anyhow::Result<Synced> {
+    server.node.go_live().await?;
+    let live = server
+        .node
+        .live()
+        .context("your archive has no identity; run `fritter init --name NAME` first")?;
+    let swarm = live.sync.swarm();
+    if let Some(addr) = swarm.local_addr() {
+        eprintln!(
+            "replicating {} archive(s); listening on {addr}",
+            swarm.progress().len()
+        );
+    }
+    let caught_up = if once {
+        let wait = swarm.caught_up(timeout);
+        tokio::pin!(wait);
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                done = &mut wait => break done,
+                _ = ticker.tick(), if progress => print_progress(swarm),
+                _ = shutdown_signal() => break false,
+            }
+        }
+    } else {
+        let mut ticker = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                _ = ticker.tick(), if progress => print_progress(swarm),
+                _ = shutdown_signal() => break,
+            }
+        }
+        eprintln!("stopping");
+        true
+    };
+    let stats = swarm.node().stats();
+    let archives = swarm
+        .progress()
+        .into_iter()
+        .map(|p| SyncedArchive {
+            url: ArchiveUrl::root(p.key.into()).to_string(),
+            length: p.length,
+            contiguous: p.contiguous,
+            peers: p.peers,
         })
+        .collect();
+    Ok(Synced {
+        caught_up,
+        archives,
+        blocks_downloaded: stats.blocks_downloaded,
+        blocks_uploaded: stats.blocks_uploaded,
     })
 }
 
@@ -417,30 +458,6 @@ fn print_progress(swarm: &Swarm) {
                 p.peers
             );
         }
-    }
-}
-
-/// Resolves on ctrl-c or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
     }
 }
 

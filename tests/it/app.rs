@@ -15,7 +15,7 @@ use fritter_tests::{fritter_bin, holding_locks, spawn, Fritter};
 use serde_json::{json, Value};
 
 /// A running `fritter serve`, stopped on drop; its stderr is shown if the test fails.
-pub struct Serve {
+pub(crate) struct Serve {
     child: Child,
     pub url: String,
     pub token: String,
@@ -25,7 +25,7 @@ pub struct Serve {
 }
 
 /// A port free right now on 127.0.0.1.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -35,7 +35,26 @@ pub fn free_port() -> u16 {
 impl Serve {
     /// Starts `fritter serve` on `f`'s data directory (DHT and mDNS off), replicating with
     /// `peers`, and waits until it serves.
-    pub fn start(f: &Fritter, peers: &[&str], extra: &[&str]) -> Serve {
+    pub(crate) fn start(f: &Fritter, peers: &[&str], extra: &[&str]) -> Serve {
+        let mut serve = Serve::launch(f, peers, extra);
+        serve.read_token(f);
+        // It serves at once and opens the archives behind: wait for that too.
+        serve.wait_for("/api/me", "the node to start", |me| me["starting"] != true);
+        serve
+    }
+
+    /// The write token from `serve.json`.
+    pub(crate) fn read_token(&mut self, f: &Fritter) {
+        let info: Value = serde_json::from_str(
+            &std::fs::read_to_string(f.data_dir().join("serve.json")).expect("serve.json"),
+        )
+        .expect("serve.json is JSON");
+        self.token = info["token"].as_str().expect("a token").to_owned();
+    }
+
+    /// Starts `fritter serve` and returns once it printed where it serves (its node may not be
+    /// live yet, and its token is not read).
+    pub(crate) fn launch(f: &Fritter, peers: &[&str], extra: &[&str]) -> Serve {
         let log = tempfile::NamedTempFile::new().expect("a log file");
         let peer_addr = format!("127.0.0.1:{}", free_port());
         let mut cmd = Command::new(fritter_bin());
@@ -78,23 +97,16 @@ impl Serve {
         let started: Value = serde_json::from_str(&line)
             .unwrap_or_else(|_| serve.fail(&format!("unexpected first line {line:?}")));
         serve.url = started["url"].as_str().expect("a url").to_owned();
-        let info: Value = serde_json::from_str(
-            &std::fs::read_to_string(f.data_dir().join("serve.json")).expect("serve.json"),
-        )
-        .expect("serve.json is JSON");
-        serve.token = info["token"].as_str().expect("a token").to_owned();
-        // It serves at once and opens the archives behind: wait for that too.
-        serve.wait_for("/api/me", "the node to start", |me| me["starting"] != true);
         serve
     }
 
     #[track_caller]
-    pub fn fail(&self, why: &str) -> ! {
+    pub(crate) fn fail(&self, why: &str) -> ! {
         let log = std::fs::read_to_string(self.log.path()).unwrap_or_default();
         panic!("{why}\n--- fritter serve stderr:\n{log}");
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
@@ -117,7 +129,7 @@ impl Serve {
     }
 
     /// `GET path`: status and JSON.
-    pub fn get(&self, path: &str) -> (u16, Value) {
+    pub(crate) fn get(&self, path: &str) -> (u16, Value) {
         Serve::answer(
             Serve::agent()
                 .get(format!("{}{}", self.url, path.trim_start_matches('/')))
@@ -126,7 +138,7 @@ impl Serve {
     }
 
     /// `POST path` with the token, as the app page does.
-    pub fn post(&self, path: &str, body: Value) -> Value {
+    pub(crate) fn post(&self, path: &str, body: Value) -> Value {
         let (status, value) = self.post_with(path, body, &[("x-fritter-token", &self.token)]);
         if status != 200 {
             self.fail(&format!("POST {path} answered {status}: {value}"));
@@ -135,7 +147,12 @@ impl Serve {
     }
 
     /// `POST path` with exactly the given headers.
-    pub fn post_with(&self, path: &str, body: Value, headers: &[(&str, &str)]) -> (u16, Value) {
+    pub(crate) fn post_with(
+        &self,
+        path: &str,
+        body: Value,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
         let mut req = Serve::agent().post(format!("{}{}", self.url, path.trim_start_matches('/')));
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -144,7 +161,7 @@ impl Serve {
     }
 
     /// Waits until `f` holds for the answer of `GET path`.
-    pub fn wait_for(&self, path: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn wait_for(&self, path: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let (status, value) = self.get(path);
@@ -161,7 +178,7 @@ impl Serve {
     }
 
     /// Stops with SIGTERM and waits for the exit (graceful shutdown).
-    pub fn stop(mut self) -> std::process::ExitStatus {
+    pub(crate) fn stop(mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
             .status();
@@ -616,4 +633,190 @@ fn hostile_statuses_are_skipped_and_counted() {
     a.run(["feed"])
         .success()
         .stdout_has("| <script>alert(1)</script>");
+}
+
+/// A `hold_lock` process holding `f`'s archive, as a CLI write or `fritter sync` would; it lets
+/// go when dropped or [`HeldLock::release`]d.
+struct HeldLock {
+    child: Child,
+}
+
+impl HeldLock {
+    fn take(f: &Fritter) -> HeldLock {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hold_lock"));
+        cmd.arg(f.data_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut child = spawn(&mut cmd).expect("start hold_lock");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("read from hold_lock");
+        assert_eq!(line.trim(), format!("locked {}", child.id()));
+        HeldLock { child }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn release(mut self) {
+        drop(self.child.stdin.take());
+        assert!(self.child.wait().expect("hold_lock exits").success());
+    }
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve_info(f: &Fritter) -> Value {
+    let text = std::fs::read_to_string(f.data_dir().join("serve.json")).expect("serve.json");
+    serde_json::from_str(&text).expect("serve.json is JSON")
+}
+
+#[test]
+fn serve_waits_for_a_held_archive_and_takes_it_once_free() {
+    let f = Fritter::new();
+    f.init("Ada");
+    let held = HeldLock::take(&f);
+    let mut serve = Serve::launch(&f, &[], &[]);
+
+    // It serves, says what it waits for, and has not announced itself for writes.
+    let waiting = format!("waiting for process {} (hold_lock)", held.pid());
+    let (status, feed) = serve.get("/api/feed");
+    assert_eq!(status, 503, "{feed}");
+    assert!(
+        feed["error"].as_str().unwrap_or("").contains(&waiting),
+        "{feed}"
+    );
+    let (_, me) = serve.get("/api/me");
+    assert_eq!(me["starting"], true, "{me}");
+    assert!(
+        me["error"].as_str().unwrap_or("").contains(&waiting),
+        "{me}"
+    );
+    assert!(!f.data_dir().join("serve.json").exists());
+    // A write meanwhile is refused (after looking for a server for a while); serve still waits.
+    f.run(["post", "too early"])
+        .fails(1, "is in use by another process")
+        .stderr_has(&format!("pid {}", held.pid()));
+    let (status, feed) = serve.get("/api/feed");
+    assert_eq!(status, 503, "{feed}");
+    assert!(
+        feed["error"].as_str().unwrap_or("").contains(&waiting),
+        "{feed}"
+    );
+
+    // Released: serve takes the archive without a restart and goes live.
+    held.release();
+    serve.wait_for("/api/me", "serve to take the archive", |me| {
+        me["starting"] != true && me["error"].is_null()
+    });
+    assert_eq!(serve_info(&f)["pid"], serve.pid());
+    serve.read_token(&f);
+    f.run(["post", "after the wait"]).success();
+    let (_, feed) = serve.get("/api/feed");
+    assert_eq!(texts(&feed), ["after the wait"]);
+}
+
+#[test]
+fn a_second_serve_refuses_and_leaves_the_first_alone() {
+    let f = Fritter::new();
+    f.init("Ada");
+    let first = Serve::start(&f, &[], &[]);
+    let before = std::fs::read(f.data_dir().join("serve.json")).expect("serve.json");
+
+    let mut second = f.start([
+        "serve",
+        "--http",
+        "127.0.0.1:0",
+        "--listen",
+        "127.0.0.1:0",
+        "--no-dht",
+        "--no-mdns",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = second.exited() {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second serve still runs after 30 s:\n{}",
+            second.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(exit.code(), Some(1), "{}", second.stderr());
+    let err = second.stderr();
+    assert!(
+        err.contains(&format!("already running on {}", first.url))
+            && err.contains(&format!("pid {}", first.pid())),
+        "{err}"
+    );
+    assert!(!second.stdout().contains("serving"), "{}", second.stdout());
+
+    // The first one is untouched: its serve.json, and commands through it.
+    assert_eq!(
+        std::fs::read(f.data_dir().join("serve.json")).expect("serve.json"),
+        before
+    );
+    f.run(["post", "still through the first"]).success();
+    let (_, feed) = first.get("/api/feed");
+    assert_eq!(texts(&feed), ["still through the first"]);
+}
+
+#[test]
+fn export_works_while_serve_runs() {
+    let f = Fritter::new();
+    let url = f.init("Ada");
+    let serve = Serve::start(&f, &[], &[]);
+    f.run(["post", "in the backup"]).success();
+    let out = tempfile::tempdir().expect("a temp dir");
+    let file = out.path().join("ada.fritter");
+    let exported = f.json(["export", file.to_str().expect("utf-8")]);
+    assert_eq!(exported["archive"], url.as_str(), "{exported}");
+    drop(serve);
+    let copy = Fritter::new();
+    copy.run(["import", file.to_str().expect("utf-8")])
+        .success();
+    assert_eq!(texts(&copy.json(["feed"])), ["in the backup"]);
+}
+
+/// `POST /api/post` with the token and an idempotency key.
+fn post_keyed(serve: &Serve, key: &str, text: &str) -> (u16, Value) {
+    serve.post_with(
+        "/api/post",
+        json!({ "text": text }),
+        &[("x-fritter-token", &serve.token), ("idempotency-key", key)],
+    )
+}
+
+#[test]
+fn a_repeated_idempotency_key_gets_the_first_answer_also_after_a_crash() {
+    let f = Fritter::new();
+    f.init("Ada");
+    let mut serve = Serve::start(&f, &[], &[]);
+    let key = "6f1c0a5e3b2d4c7a9e8f1b2c3d4e5f60";
+    let first = post_keyed(&serve, key, "only once");
+    assert_eq!(first.0, 200, "{}", first.1);
+    assert_eq!(post_keyed(&serve, key, "only once"), first);
+    // The same key for another request is the caller's mistake.
+    let (status, other) = post_keyed(&serve, key, "something else");
+    assert_eq!(status, 422, "{other}");
+    // A malformed key is refused before anything is written.
+    let (status, bad) = post_keyed(&serve, "../../identity/secret_key", "x");
+    assert_eq!(status, 400, "{bad}");
+
+    // kill -9, start again: the key is still remembered.
+    serve.child.kill().expect("kill -9");
+    let _ = serve.child.wait();
+    let serve = Serve::start(&f, &[], &[]);
+    assert_eq!(post_keyed(&serve, key, "only once"), first);
+    let (_, feed) = serve.get("/api/feed");
+    assert_eq!(texts(&feed), ["only once"]);
 }

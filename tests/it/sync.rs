@@ -100,3 +100,40 @@ fn sync_once_without_peers_says_what_to_do() {
         .success()
         .stderr_has("--peer HOST:PORT");
 }
+
+#[test]
+fn every_command_works_while_sync_runs() {
+    let ada = Fritter::new();
+    ada.init("Ada");
+    let bob = Fritter::new();
+    let bob_url = bob.init("Bob");
+    let mut node = ada.start(["sync", "--listen", "127.0.0.1:0", OFFLINE[0], OFFLINE[1]]);
+    node.wait_until(30, "the node to listen", |d| {
+        listening_addr(&d.stderr()).is_some()
+    });
+
+    // Writes go through the running sync, which holds the archive.
+    let posted = ada.json(["post", "while syncing"]);
+    assert_eq!(posted["status"]["text"], "while syncing", "{posted}");
+    let followed = ada.json(["follow", &bob_url]);
+    assert_eq!(followed["changed"], true, "{followed}");
+    ada.run(["profile", "--bio", "syncing"]).success();
+    // Reads, the feed and the export too.
+    ada.run(["show", "/profile.json"])
+        .success()
+        .stdout_has("syncing");
+    let feed = ada.json(["feed"]);
+    assert_eq!(feed["items"][0]["text"], "while syncing", "{feed}");
+    let out = tempfile::tempdir().expect("a temp dir");
+    let file = out.path().join("ada.fritter");
+    ada.run(["export", file.to_str().expect("utf-8")]).success();
+
+    assert_eq!(node.stop(), Some(0), "{}", node.stderr());
+    assert!(!ada.data_dir().join("serve.json").exists());
+    // The export holds what was written through the sync.
+    let copy = Fritter::new();
+    copy.run(["import", file.to_str().expect("utf-8")])
+        .success();
+    let shown = copy.json(["show", "/follows.json"]);
+    assert!(shown.to_string().contains(&bob_url), "{shown}");
+}

@@ -448,8 +448,10 @@ async function render() {
   try {
     if (!me || me.setup || me.starting) await loadMe();
     if (me.starting) {
-      main.replaceChildren(h('p', { class: 'muted' }, me.error ? 'Fritter could not start: ' + me.error : 'Starting: opening your archives…'));
-      if (!me.error) setTimeout(render, 300);
+      // Not live yet: still opening, or waiting for another process to release the archive
+      // (the error says which); the server keeps trying, so the page keeps asking.
+      main.replaceChildren(h('p', { class: 'muted' }, me.error ? 'Fritter is not serving yet: ' + me.error : 'Starting: opening your archives…'));
+      setTimeout(render, me.error ? 1000 : 300);
       return;
     }
     if (me.setup) return setupPage();

@@ -41,7 +41,7 @@ use crate::views::{Author, Item, NotificationShown, Views};
 use crate::{follows, host, identity, publish};
 
 /// Largest request body: a status is at most 4000 bytes of text.
-pub(super) const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 /// The header that carries the write token.
 pub const TOKEN_HEADER: &str = "x-fritter-token";
@@ -70,6 +70,11 @@ pub fn router(node: Arc<Node>, stop: watch::Receiver<bool>) -> Router {
         .route("/api/profile", post(edit_profile))
         .route("/api/notifications/read", post(mark_read))
         .route("/api/file", post(put_file))
+        .route("/api/export", post(export))
+        .route_layer(middleware::from_fn_with_state(
+            node.clone(),
+            super::idempotent::writes,
+        ))
         .route_layer(middleware::from_fn_with_state(node.clone(), guard_write));
     Router::new()
         .route("/", get(page))
@@ -114,11 +119,7 @@ async fn with_live<T: Send + 'static>(
 
 /// A write's answer: its report as JSON, as text and its warnings (what the CLI prints).
 fn done<R: Report>(report: &R) -> anyhow::Result<Json<Value>> {
-    Ok(Json(json!({
-        "result": serde_json::to_value(report)?,
-        "text": report.to_string(),
-        "warnings": report.warnings(),
-    })))
+    Ok(Json(crate::remote::answer_of(report)?))
 }
 
 // ---- guards ----
@@ -763,6 +764,34 @@ async fn put_file(
         let written = host::put_in(&live.own, &body.path, body.value)?;
         node.refresh(live, &live.own.key())?;
         done(&written)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct ExportBody {
+    /// An absolute path: the CLI resolves it in its own working directory.
+    file: std::path::PathBuf,
+    #[serde(default)]
+    force: bool,
+}
+
+/// `fritter export` through the server, which holds the archive (writes are paused meanwhile,
+/// so the copy is of one state).
+async fn export(
+    State(state): State<AppState>,
+    Body(body): Body<ExportBody>,
+) -> ApiResult<Json<Value>> {
+    if !body.file.is_absolute() {
+        return Err(ApiError::bad(format!(
+            "{} is not an absolute path",
+            body.file.display()
+        )));
+    }
+    with_live(&state.node, move |node, _| {
+        done(&crate::backup::export_held(
+            &node.app, &body.file, body.force,
+        )?)
     })
     .await
 }

@@ -72,6 +72,12 @@ pub struct Live {
     runtime: tokio::runtime::Handle,
 }
 
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live").finish_non_exhaustive()
+    }
+}
+
 impl Live {
     /// Starts watching the logs of newly indexed archives, stops watching those gone.
     fn watch_archives(&self) {
@@ -141,10 +147,23 @@ pub struct Node {
     live: RwLock<Option<Arc<Live>>>,
     /// Held while going live, so it happens once.
     going_live: tokio::sync::Mutex<()>,
-    /// Why the node could not go live (the archive is locked by another process, say).
+    /// Why the node is not live (waiting for another process to release the archive, say).
     failure: Mutex<Option<String>>,
+    /// The own archive, taken as soon as it was free and kept until the node goes live.
+    claimed: Mutex<Option<OpenArchive>>,
+    /// Held by every write request for its whole length: writes through the API run one at a
+    /// time, so an idempotency key's record and an export see one writer.
+    pub writes: tokio::sync::Mutex<()>,
+    /// The answers of writes sent with an idempotency key.
+    pub keys: crate::idempotency::Keys,
     /// Notifications up to this time (Unix ms) are read.
     read_up_to: Mutex<i64>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").finish_non_exhaustive()
+    }
 }
 
 impl Node {
@@ -160,6 +179,7 @@ impl Node {
         }
         let origins = hosts.iter().map(|h| format!("http://{h}")).collect();
         let read_up_to = read_marker(&app).unwrap_or(0);
+        let app_keys = app.clone();
         Ok(Node {
             app,
             token,
@@ -171,6 +191,9 @@ impl Node {
             live: RwLock::new(None),
             going_live: tokio::sync::Mutex::new(()),
             failure: Mutex::default(),
+            claimed: Mutex::default(),
+            writes: tokio::sync::Mutex::new(()),
+            keys: crate::idempotency::Keys::new(&app_keys),
             read_up_to: Mutex::new(read_up_to),
         })
     }
@@ -190,6 +213,25 @@ impl Node {
 
     pub fn failure(&self) -> Option<String> {
         self.failure.lock().clone()
+    }
+
+    /// Takes the own archive's write lock if it is free (blocking: the log is opened).
+    /// `Ok(false)` when there is no identity yet; the lock error when another process holds it.
+    pub fn claim(&self) -> anyhow::Result<bool> {
+        if self.live().is_some() || self.claimed.lock().is_some() {
+            return Ok(true);
+        }
+        if self.app.store.identity()?.is_none() {
+            return Ok(false);
+        }
+        let own = self
+            .app
+            .store
+            .open_own()
+            .context("cannot open your archive")?;
+        *self.claimed.lock() = Some(own);
+        *self.failure.lock() = None;
+        Ok(true)
     }
 
     /// Opens the own archive, starts replicating it and the followed ones, and indexes them (in
@@ -224,11 +266,15 @@ impl Node {
         if self.app.store.identity()?.is_none() {
             return Ok(false);
         }
-        let own = self
-            .app
-            .store
-            .open_own()
-            .context("cannot open your archive")?;
+        let claimed = self.claimed.lock().take();
+        let own = match claimed {
+            Some(own) => own,
+            None => self
+                .app
+                .store
+                .open_own()
+                .context("cannot open your archive")?,
+        };
         let sync = Sync::start(
             &self.app.store,
             own.log().clone(),
@@ -258,6 +304,7 @@ impl Node {
             crawler.announce_in_background(live.own.key());
         }
         *self.live.write() = Some(live.clone());
+        *self.failure.lock() = None;
         let node = self.clone();
         let builder = live.clone();
         std::thread::Builder::new()
