@@ -39,11 +39,12 @@ pub enum KeyError {
     Reused(String),
     #[error("an earlier attempt with idempotency key {key} was interrupted after your archive grew from {before} to {now} entries, so it may have been written; it is not written again: check with `fritter log`")]
     Interrupted { key: String, before: u64, now: u64 },
-    #[error("cannot record idempotency key {key} in {}: {source}", path.display())]
+    // The cause is in the message, not the source chain, so it is said once.
+    #[error("cannot record idempotency key {key} in {}: {cause}", path.display())]
     Io {
         key: String,
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -144,7 +145,7 @@ impl Keys {
 
     fn io(&self, key: &str, path: &Path) -> impl FnOnce(std::io::Error) -> KeyError {
         let (key, path) = (key.to_owned(), path.to_owned());
-        move |source| KeyError::Io { key, path, source }
+        move |cause| KeyError::Io { key, path, cause }
     }
 
     /// Starts a keyed write of `request` (a [`request_digest`]) while the archive holds `length`

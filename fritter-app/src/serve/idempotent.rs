@@ -17,11 +17,20 @@ use crate::idempotency::{check_key, request_digest, Begin, KeyError, HEADER};
 /// Largest answer recorded (a write's report).
 const MAX_ANSWER: usize = 1024 * 1024;
 
-fn refuse(err: KeyError) -> Response {
+fn refuse(err: KeyError, data_dir: &std::path::Path) -> Response {
     let status = match &err {
         KeyError::Malformed(_) => StatusCode::BAD_REQUEST,
         KeyError::Reused(_) => StatusCode::UNPROCESSABLE_ENTITY,
         KeyError::Interrupted { .. } => StatusCode::CONFLICT,
+        // A full disk is said as every other write says it (507, where to free space).
+        KeyError::Io { cause, .. } if cause.kind() == std::io::ErrorKind::StorageFull => {
+            tracing::error!(error = %err, "request failed: the disk is full");
+            return ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                crate::storage_full_message(Some(data_dir)),
+            )
+            .into_response();
+        }
         KeyError::Io { .. } => {
             return ApiError::from(anyhow::Error::new(err)).into_response();
         }
@@ -37,10 +46,15 @@ pub(crate) async fn writes(State(node): State<Arc<Node>>, req: Request, next: Ne
     };
     let key = match key.to_str() {
         Ok(key) => key.to_owned(),
-        Err(_) => return refuse(KeyError::Malformed("(not text)".into())),
+        Err(_) => {
+            return refuse(
+                KeyError::Malformed("(not text)".into()),
+                node.app.store.root(),
+            )
+        }
     };
     if let Err(err) = check_key(&key) {
-        return refuse(err);
+        return refuse(err, node.app.store.root());
     }
     // Not live: nothing can be written, and the route answers why.
     let Some(live) = node.live() else {
@@ -75,7 +89,7 @@ pub(crate) async fn writes(State(node): State<Arc<Node>>, req: Request, next: Ne
             );
             return replay(status, body);
         }
-        Ok(Err(err)) => return refuse(err),
+        Ok(Err(err)) => return refuse(err, node.app.store.root()),
         Err(err) => return ApiError::from(anyhow::anyhow!("task failed: {err}")).into_response(),
     }
     let res = next
@@ -99,7 +113,14 @@ pub(crate) async fn writes(State(node): State<Arc<Node>>, req: Request, next: Ne
     match recorded {
         Ok(Ok(())) => Response::from_parts(parts, Body::from(bytes)),
         // Written but not recorded: say so rather than answer as if a retry were safe.
-        Ok(Err(err)) => refuse(err),
+        Ok(Err(err)) => {
+            tracing::error!(error = %err, "a write was done but its answer not recorded");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("your write was done, but its answer could not be recorded ({err}): do not send it again; check with `fritter log`"),
+            )
+            .into_response()
+        }
         Err(err) => ApiError::from(anyhow::anyhow!("task failed: {err}")).into_response(),
     }
 }
