@@ -122,79 +122,13 @@ fn parse_cfg() -> Cfg {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// an instrumented storage: counts and times writes and syncs
+#[path = "log/counting.rs"]
+mod counting;
+#[path = "log/machine.rs"]
+mod machine;
 
-#[derive(Default)]
-struct IoStats {
-    writes: AtomicU64,
-    write_ns: AtomicU64,
-    syncs: AtomicU64,
-    sync_ns: AtomicU64,
-}
-
-impl IoStats {
-    fn snapshot(&self) -> (u64, u64, u64, u64) {
-        (
-            self.writes.load(Ordering::Relaxed),
-            self.write_ns.load(Ordering::Relaxed),
-            self.syncs.load(Ordering::Relaxed),
-            self.sync_ns.load(Ordering::Relaxed),
-        )
-    }
-}
-
-struct CountingStorage {
-    inner: DiskStorage,
-    stats: Arc<IoStats>,
-}
-
-struct CountingFile {
-    inner: Arc<dyn StorageFile>,
-    stats: Arc<IoStats>,
-}
-
-impl Storage for CountingStorage {
-    fn open(&self, name: &str, create: bool) -> io::Result<Arc<dyn StorageFile>> {
-        Ok(Arc::new(CountingFile {
-            inner: self.inner.open(name, create)?,
-            stats: self.stats.clone(),
-        }))
-    }
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-}
-
-impl StorageFile for CountingFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.inner.read_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        let t = Instant::now();
-        let r = self.inner.write_all_at(buf, offset);
-        self.stats
-            .write_ns
-            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        self.stats.writes.fetch_add(1, Ordering::Relaxed);
-        r
-    }
-    fn sync(&self) -> io::Result<()> {
-        let t = Instant::now();
-        let r = self.inner.sync();
-        self.stats
-            .sync_ns
-            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
-        r
-    }
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-}
+use counting::{CountingStorage, IoStats};
+use machine::{cpu_ticks, evict, fs_type, fsync_probe, loadavg, wait_idle};
 
 /// Commits of an append phase: every append commit syncs `data`, `tree`, then `tree` again
 /// after the header write.
@@ -246,42 +180,6 @@ fn file_sizes(dir: &Path) -> (u64, u64) {
     (apparent, allocated)
 }
 
-/// Drops the files' pages from the page cache (they are synced, so this evicts them).
-fn evict(dir: &Path) {
-    use std::os::unix::io::AsRawFd;
-    for f in ["tree", "data", "bitfield"] {
-        if let Ok(file) = fs::File::open(dir.join(f)) {
-            unsafe {
-                libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
-            }
-        }
-    }
-}
-
-fn fs_type(dir: &Path) -> String {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let c = CString::new(dir.as_os_str().as_bytes()).expect("path");
-    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c.as_ptr(), &mut s) } != 0 {
-        return "unknown".into();
-    }
-    match s.f_type as i64 {
-        0xEF53 => "ext4".into(),
-        0x0102_1994 => "tmpfs (!)".into(),
-        0x5846_5342 => "xfs".into(),
-        0x9123_683E => "btrfs".into(),
-        0x794C_7630 => "overlayfs".into(),
-        other => format!("0x{other:x}"),
-    }
-}
-
-fn loadavg() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
 fn rate(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
@@ -309,78 +207,6 @@ fn median_result(v: &[AppendResult]) -> Option<&AppendResult> {
     refs.sort_by(|a, b| a.per_sec().partial_cmp(&b.per_sec()).expect("no NaN"));
     refs.get(refs.len() / 2).copied()
 }
-
-/// p50 of 4 KiB `pwrite` + `fdatasync` on the bench disk: how expensive durability is right now.
-fn fsync_probe(cfg: &Cfg) -> f64 {
-    use std::os::unix::fs::FileExt;
-    let dir = fresh_dir(cfg, "probe");
-    let f = fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(dir.path().join("probe"))
-        .expect("probe file");
-    let buf = [7u8; 4096];
-    let n = if cfg.quick { 50 } else { 200 };
-    let mut t = Vec::with_capacity(n);
-    for i in 0..n {
-        let t0 = Instant::now();
-        f.write_all_at(&buf, (i * 4096) as u64)
-            .expect("probe write");
-        f.sync_data().expect("probe sync");
-        t.push(t0.elapsed().as_secs_f64() * 1e6);
-    }
-    median(t).unwrap_or(f64::NAN)
-}
-
-/// CPU time of the whole machine, busy and total, in clock ticks.
-fn cpu_ticks() -> (u64, u64) {
-    let s = fs::read_to_string("/proc/stat").unwrap_or_default();
-    let v: Vec<u64> = s
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    if v.len() < 5 {
-        return (0, 0);
-    }
-    let total: u64 = v.iter().take(8).sum();
-    let idle = v[3] + v[4];
-    (total - idle, total)
-}
-
-/// With `--wait-idle S`, waits up to S seconds for the machine to be idle (under 10% busy over
-/// two seconds) so other work on a shared machine does not skew the round.
-fn wait_idle(cfg: &Cfg) {
-    if cfg.wait_idle <= 0.0 {
-        return;
-    }
-    let start = Instant::now();
-    loop {
-        let (b0, t0) = cpu_ticks();
-        std::thread::sleep(Duration::from_secs(2));
-        let (b1, t1) = cpu_ticks();
-        let busy = (b1 - b0) as f64 / (t1 - t0).max(1) as f64;
-        if busy < 0.10 {
-            return;
-        }
-        if start.elapsed().as_secs_f64() > cfg.wait_idle {
-            println!(
-                "  machine still {:.0}% busy after waiting {:.0}s; going ahead",
-                busy * 100.0,
-                cfg.wait_idle
-            );
-            return;
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// the JS reference
 
 #[derive(Default)]
 struct Js {

@@ -6,10 +6,8 @@
 //! Limits are set small (a 1 s header timeout, a handful of connections) so the tests run in
 //! seconds; the waits are deadlines, never fixed sleeps, and generous so they never flake.
 
-// Tests unwrap freely: a panic is a failed test with its cause.
-#![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -9,8 +9,6 @@
 //! the junk never becomes trusted; heard-of junk stays within `max_heard`, requests within the
 //! per-client rate limit, and the rest waits in the heard queue.
 
-// Tests unwrap freely: a panic is a failed test with its cause.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -3,10 +3,8 @@
 //! over TCP through their own swarm, and the real router driven with `oneshot`. Each attack of
 //! issue 6 is a test here.
 
-// Tests unwrap freely: a panic is a failed test with its cause.
-#![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
