@@ -23,15 +23,14 @@
 //! and `sync` calls (two clock reads per call) so the table can show commits and time in fsync.
 
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use fritter_common::crypto::KeyPair;
-use fritter_common::log::{Access, DiskStorage, Log, Storage, StorageFile};
+use fritter_common::log::{Access, DiskStorage, Log, Storage};
 use rand::{Rng, RngCore, SeedableRng};
 
 const BLOCK: usize = 300;
@@ -128,7 +127,7 @@ mod counting;
 mod machine;
 
 use counting::{CountingStorage, IoStats};
-use machine::{cpu_ticks, evict, fs_type, fsync_probe, loadavg, wait_idle};
+use machine::{evict, fs_type, fsync_probe, loadavg, wait_idle};
 
 /// Commits of an append phase: every append commit syncs `data`, `tree`, then `tree` again
 /// after the header write.

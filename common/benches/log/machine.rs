@@ -39,7 +39,6 @@ pub(crate) fn loadavg() -> String {
         .unwrap_or_default()
 }
 
-
 /// p50 of 4 KiB `pwrite` + `fdatasync` on the bench disk: how expensive durability is right now.
 pub(crate) fn fsync_probe(cfg: &Cfg) -> f64 {
     use std::os::unix::fs::FileExt;

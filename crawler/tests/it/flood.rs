@@ -9,7 +9,6 @@
 //! the junk never becomes trusted; heard-of junk stays within `max_heard`, requests within the
 //! per-client rate limit, and the rest waits in the heard queue.
 
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

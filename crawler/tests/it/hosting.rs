@@ -3,7 +3,6 @@
 //! over TCP through their own swarm, and the real router driven with `oneshot`. Each attack of
 //! issue 6 is a test here.
 
-
 use crate::support;
 
 use std::sync::Arc;

@@ -6,7 +6,6 @@
 //! Limits are set small (a 1 s header timeout, a handful of connections) so the tests run in
 //! seconds; the waits are deadlines, never fixed sleeps, and generous so they never flake.
 
-
 use crate::support;
 
 use std::net::SocketAddr;

@@ -3,15 +3,6 @@
 
 use super::*;
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Fetches `/openapi.json` from `app`, requests every GET path it lists (with `key` for
 /// `{key}` and `thread` for the thread's uri) and checks each answers 200 with the fields its
 /// schema requires. Returns the document.

@@ -1,7 +1,6 @@
 //! The API in-process: real archives (signed logs on disk) followed live by a real ingester
 //! into a real on-disk tantivy index, queried through `router(state).oneshot(..)`.
 
-
 use crate::support;
 
 use std::sync::Arc;
@@ -580,6 +579,15 @@ async fn hostile_requests_get_a_4xx_or_an_answer() {
             .len(),
         1
     );
+}
+
+pub(crate) fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 mod contract;
