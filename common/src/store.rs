@@ -324,6 +324,37 @@ enum LockError {
     Held(Option<u32>),
 }
 
+/// Replaces `path` with `bytes` atomically and durably, readable by the owner alone: a temporary
+/// file beside it (created new, never through a planted link: `O_EXCL | O_NOFOLLOW`; a leftover
+/// one is removed first), synced, renamed over `path`, then the directory synced. The parent
+/// directory must exist.
+pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    let create = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(&tmp)
+    };
+    let mut f = match create() {
+        // A crash left it, or someone planted it: remove the name itself (not a link's target).
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(&tmp).and_then(|()| create())?
+        }
+        opened => opened?,
+    };
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()
+}
+
 fn describe_holder(pid: Option<u32>) -> String {
     match pid {
         Some(pid) => format!("pid {pid}"),

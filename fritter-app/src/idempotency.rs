@@ -9,9 +9,8 @@
 //! the archive longer than it was is refused instead of written again. At most [`MAX_KEYS`]
 //! records are kept, none older than [`KEEP`].
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{self, File};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -223,24 +222,8 @@ impl Keys {
     fn write(&self, key: &str, record: &Record) -> Result<(), KeyError> {
         fs::create_dir_all(&self.dir).map_err(self.io(key, &self.dir))?;
         let path = self.path(key);
-        let tmp = self.dir.join(format!("{key}.tmp"));
         let bytes = serde_json::to_vec(record).map_err(|e| self.io(key, &path)(e.into()))?;
-        {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(self.io(key, &tmp))?;
-            f.write_all(&bytes)
-                .and_then(|()| f.sync_all())
-                .map_err(self.io(key, &tmp))?;
-        }
-        fs::rename(&tmp, &path).map_err(self.io(key, &path))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(self.io(key, &self.dir))
+        fritter_common::store::write_private_atomic(&path, &bytes).map_err(self.io(key, &path))
     }
 
     /// Removes expired records, and the oldest beyond the bound - 1 to make room for one.

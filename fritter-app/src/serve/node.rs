@@ -9,7 +9,6 @@
 //! node goes live once a name is given (in the UI, or by `fritter init` in a terminal).
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -477,7 +476,7 @@ fn read_marker(app: &App) -> Option<i64> {
 /// wherever it points. A leftover from a crash is removed (the link, not its target) and the
 /// creation tried once more.
 pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     let dir = path
         .parent()
         .context("a private file needs a parent directory")?;
@@ -486,26 +485,8 @@ pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()>
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = path.with_extension("tmp");
-    let create = || {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .mode(0o600)
-            .open(&tmp)
-    };
-    let mut f = match create() {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::remove_file(&tmp)
-            .and_then(|()| create())
-            .with_context(|| format!("cannot replace the leftover {}", tmp.display()))?,
-        opened => opened.with_context(|| format!("cannot write {}", tmp.display()))?,
-    };
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    drop(f);
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    fritter_common::store::write_private_atomic(path, bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
@@ -542,15 +523,16 @@ mod tests {
         let victim = dir.path().join("victim");
         std::fs::write(&victim, "untouched").unwrap();
         let path = dir.path().join("serve.json");
-        std::os::unix::fs::symlink(&victim, path.with_extension("tmp")).unwrap();
+        let tmp = dir.path().join("serve.json.tmp");
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
         write_private(&path, b"token").unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
         assert_eq!(std::fs::read(&path).unwrap(), b"token");
         assert_eq!(mode(&path), 0o600);
-        assert!(!path.with_extension("tmp").exists());
+        assert!(!tmp.exists());
         // A dangling link (to where a file would be created) is not followed either.
         let target = dir.path().join("created-through-link");
-        std::os::unix::fs::symlink(&target, path.with_extension("tmp")).unwrap();
+        std::os::unix::fs::symlink(&target, &tmp).unwrap();
         write_private(&path, b"token 2").unwrap();
         assert!(!target.exists(), "the link was followed");
         assert_eq!(std::fs::read(&path).unwrap(), b"token 2");
